@@ -7,6 +7,10 @@
 #define PCIFLEET_TESTUTIL_H
 
 #include <stdarg.h>
+#include <stdbool.h>
+#include <stdlib.h>
+#include <stdio.h>
+#include <string.h>
 #include <stddef.h>
 #include <setjmp.h>
 #include <stdint.h>
