@@ -1,0 +1,29 @@
+/* query — the fleet queries an operator runs through `pcifleet`, answered by
+ * the controller from the stable views (v_nodes, v_devices, v_nics, v_groups,
+ * v_vms; docs/db.md).
+ *
+ * Contract: query_run parses argv (the CLI's words after its global options:
+ * "nodes", "nics --free --model 8086:15f3", "groups NODE", "vms
+ * --non-migratable", "show NODE", "sql SELECT ...") and writes either a
+ * table for people or JSON for scripts into out — the same rows either way.
+ * Returns the CLI exit status: 0 done, 1 refused or failed (*err says why),
+ * 2 bad usage (*err says what). `sql` runs on a separate read-only
+ * connection with a time limit; a write, ATTACH, PRAGMA, or a runaway query
+ * is refused with a clear message. */
+#ifndef PCIFLEET_QUERY_H
+#define PCIFLEET_QUERY_H
+
+#include "buf.h"
+#include "store.h"
+
+#include <stdbool.h>
+
+typedef struct {
+    int sql_time_limit_ms;  /* default 2000 */
+    size_t sql_max_rows;    /* default 10000 */
+} query_opts_t;
+
+int query_run(store_t *s, const query_opts_t *opts, int argc, char **argv, bool json, buf_t *out,
+              char **err);
+
+#endif

@@ -1,0 +1,53 @@
+/* store — the fleet in SQLite; the controller is its single writer.
+ *
+ * Contract: store_open applies the numbered migrations in db/migrations
+ * (compiled in; PRAGMA user_version records the last one), turns on WAL and
+ * foreign keys, and refuses a database newer than this program. A node's
+ * inventory is replaced in one transaction, so a reader never sees half a
+ * node; an unchanged heartbeat writes nothing but last_seen (and online, when
+ * it changes). Every state change worth telling an operator goes into the
+ * event log (node online/offline, IOMMU verdict changed, device appeared or
+ * vanished, VM started holding a device). Functions return 0 or a negative
+ * errno-style code with *err set to a sentence (caller frees). */
+#ifndef PCIFLEET_STORE_H
+#define PCIFLEET_STORE_H
+
+#include "pcifleet.pb-c.h"
+#include "strv.h"
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+typedef struct store store_t;
+
+int store_open(const char *path, store_t **out, char **err);
+void store_close(store_t **s);
+
+/* Schema version this program writes (the number of the last migration). */
+int store_schema_version(void);
+
+/* Replaces everything known about node with inv, marks it online, sets
+ * last_seen = now (unix seconds), stores the inventory hash, and logs events
+ * for what changed. */
+int store_ingest_inventory(store_t *s, const char *node, const Pcifleet__Inventory *inv, int64_t now,
+                           char **err);
+
+/* A heartbeat: last_seen = now, online = 1 (event when it was offline),
+ * boot_id recorded. *known is false when the node has no stored inventory;
+ * *hash_matches tells whether hash equals the stored inventory hash. */
+int store_heartbeat(store_t *s, const char *node, const uint8_t *hash, size_t hash_len, const char *boot_id,
+                    int64_t now, bool *known, bool *hash_matches, char **err);
+
+/* Marks offline every online node whose last_seen < now - max_age; their
+ * names are added to went_offline (may be NULL). */
+int store_mark_offline(store_t *s, int64_t now, int64_t max_age, strv_t *went_offline, char **err);
+
+/* Adds an event (kind, node may be NULL, detail) at now. */
+int store_event(store_t *s, int64_t now, const char *kind, const char *node, const char *detail, char **err);
+
+/* For queries (query.c) and tests: the read/write connection. */
+struct sqlite3 *store_db(store_t *s);
+const char *store_path(const store_t *s);
+
+#endif

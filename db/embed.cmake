@@ -1,0 +1,20 @@
+# Turns db/migrations/NNNN_name.sql into a C header the store compiles in:
+# cmake -DSRC=<db/migrations> -DOUT=<file.h> -P embed.cmake
+file(GLOB files ${SRC}/*.sql)
+list(SORT files)
+set(body "/* Generated from db/migrations by db/embed.cmake; do not edit. */\n")
+string(APPEND body "static const char *const db_migrations[] = {\n")
+set(n 0)
+foreach(f ${files})
+  file(READ ${f} text)
+  # A raw string would need C++; escape for a C string literal, line by line.
+  string(REPLACE "\\" "\\\\" text "${text}")
+  string(REPLACE "\"" "\\\"" text "${text}")
+  string(REPLACE "\n" "\\n\"\n\"" text "${text}")
+  get_filename_component(name ${f} NAME)
+  string(APPEND body "/* ${name} */\n\"${text}\",\n")
+  math(EXPR n "${n} + 1")
+endforeach()
+string(APPEND body "};\n#define DB_MIGRATION_COUNT ${n}\n")
+file(WRITE ${OUT}.tmp "${body}")
+execute_process(COMMAND ${CMAKE_COMMAND} -E copy_if_different ${OUT}.tmp ${OUT})
