@@ -7,6 +7,9 @@ PACKAGES=(
   build-essential cmake pkg-config git
   libpci-dev pciutils pci.ids
   libxml2-dev
+  libczmq-dev libzmq3-dev libsodium-dev
+  libprotobuf-c-dev protobuf-c-compiler
+  libsqlite3-dev sqlite3
   libcmocka-dev
   clang llvm
   valgrind jq iproute2
