@@ -97,11 +97,11 @@ static void test_management_through_bridge_and_bond(void **state)
         tu_write(r, rel, i == 2 ? "-1\n" : "1000\n");
     }
     pci_devs_t devs = PCI_DEVS_INIT;
+    add_dev(&devs, "0000:00:1f.0", 0x0601, NULL);
     add_dev(&devs, "0000:01:00.0", 0x0200, NULL);
     add_dev(&devs, "0000:01:00.1", 0x0200, NULL);
     add_dev(&devs, "0000:02:00.0", 0x0200, NULL);
     add_dev(&devs, "0000:02:10.0", 0x0200, "0000:02:00.0");
-    add_dev(&devs, "0000:00:1f.0", 0x0601, NULL);
 
     root_t *root;
     assert_int_equal(root_new(r, &root), 0);

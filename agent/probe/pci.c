@@ -133,6 +133,9 @@ static void read_links(const root_t *root, pci_dev_info_t *info, errs_t *errs)
         }
     }
 
+    /* Only a PF with the SR-IOV capability has these files. */
+    if (!info->has_sriov)
+        return;
     long v;
     snprintf(rel, sizeof(rel), "sys/bus/pci/devices/%s/sriov_totalvfs", info->address);
     if (root_read_long(root, rel, &v) == 0) {
@@ -232,20 +235,16 @@ static int read_config(struct pci_access *a, pci_dev_info_t *info)
     return 0;
 }
 
+/* Sorted by address text: pci_devs_find searches the same order, and for
+ * the fixed-width "%04x:%02x:%02x.%x" form text order is numeric order. */
 static int cmp_dev(const void *a, const void *b)
 {
-    const pci_dev_info_t *x = a, *y = b;
-    if (x->domain != y->domain)
-        return x->domain < y->domain ? -1 : 1;
-    if (x->bus != y->bus)
-        return x->bus < y->bus ? -1 : 1;
-    if (x->dev != y->dev)
-        return x->dev < y->dev ? -1 : 1;
-    return (int)x->func - (int)y->func;
+    return strcmp(((const pci_dev_info_t *)a)->address, ((const pci_dev_info_t *)b)->address);
 }
 
-/* Sanity checks before libpci sees a function: the files its sysfs method
- * insists on must be readable, or it would give up on the whole device. */
+/* Explains why libpci gave up on a function: names each file its sysfs
+ * method needs that cannot be read. Run only after a failure, so a healthy
+ * node does not read every file twice. Returns false when it named one. */
 static bool precheck(const root_t *root, const char *addr, errs_t *errs)
 {
     static const char *const needed[] = {"vendor", "device", "class", "irq", "resource", "config"};
@@ -306,8 +305,6 @@ int pci_probe(const root_t *root, const pci_probe_opts_t *opts, pci_devs_t *out,
         }
         char where[128];
         snprintf(where, sizeof(where), "/sys/bus/pci/devices/%s", names.v[i]);
-        if (!precheck(root, names.v[i], errs))
-            continue;
         if (out->n == out->cap) {
             out->cap = out->cap ? out->cap * 2 : 64;
             out->v = xrealloc(out->v, out->cap * sizeof(*out->v));
@@ -321,7 +318,8 @@ int pci_probe(const root_t *root, const pci_probe_opts_t *opts, pci_devs_t *out,
         info->func = fn;
         pci_warn_where = where;
         if (read_config(a, info) < 0) {
-            errs_add(errs, where, "libpci could not read PCI function %s: %s", info->address, pci_errmsg);
+            if (precheck(root, names.v[i], errs))
+                errs_add(errs, where, "libpci could not read PCI function %s: %s", info->address, pci_errmsg);
             free(info->caps);
             free(info->vendor_name);
             free(info->device_name);
@@ -344,11 +342,21 @@ int pci_probe(const root_t *root, const pci_probe_opts_t *opts, pci_devs_t *out,
     return 0;
 }
 
+/* pci_probe leaves the list sorted by address, and addresses are fixed-width
+ * hex ("%04x:%02x:%02x.%x"), so strcmp order is address order. */
 const pci_dev_info_t *pci_devs_find(const pci_devs_t *d, const char *address)
 {
-    for (size_t i = 0; i < d->n; i++)
-        if (strcmp(d->v[i].address, address) == 0)
-            return &d->v[i];
+    size_t lo = 0, hi = d->n;
+    while (lo < hi) {
+        size_t mid = lo + (hi - lo) / 2;
+        int c = strcmp(d->v[mid].address, address);
+        if (c == 0)
+            return &d->v[mid];
+        if (c < 0)
+            lo = mid + 1;
+        else
+            hi = mid;
+    }
     return NULL;
 }
 

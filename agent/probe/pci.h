@@ -73,6 +73,8 @@ typedef struct {
 int pci_probe(const root_t *root, const pci_probe_opts_t *opts, pci_devs_t *out, errs_t *errs);
 void pci_devs_free(pci_devs_t *d);
 
+/* Binary search: d must be sorted by address text, as pci_probe leaves it
+ * (callers that build a list by hand add in address order). */
 const pci_dev_info_t *pci_devs_find(const pci_devs_t *d, const char *address);
 
 /* Parses "DDDD:BB:DD.F" (or "BB:DD.F", domain 0). True when valid. */
