@@ -33,7 +33,7 @@ and (.devices|type=="array") and all(.devices[];
       and (.numa_node|type=="number") and t(.acs; ["object","null"]) and t(.sriov; ["object","null"])
       and has("physfn") and t(.link; ["object","null"])
       and (if .sriov then (.sriov.total_vfs|type=="number") and (.sriov.num_vfs|type=="number") else true end)
-      and (if .link then has("speed") and has("width") else true end))
+      and (if .link then (.link|has("speed") and has("width")) else true end))
 and (.groups|type=="array") and all(.groups[]; (.id|type=="number") and (.devices|type=="array")
       and all(.endpoints[]; (.assignable_alone|type=="boolean") and (.slot_functions|type=="array") and (.blockers|type=="array")))
 and (.nics|type=="array") and all(.nics[]; has("address") and has("ifname") and has("mac") and has("speed_mbps")
