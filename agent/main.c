@@ -1,14 +1,20 @@
 /* pcifleet-agent — inventories one node for PCIe passthrough.
  *
- * Subcommands: scan (print the node's inventory). Exit status: 0 when a
- * report was produced (read problems are listed inside it), 1 on usage
- * errors, 2 when the root cannot be used at all. */
+ * Subcommands: scan (print the node's inventory) and run (report it to the
+ * controller, daemon.h). Exit status of scan: 0 when a report was produced
+ * (read problems are listed inside it), 1 on usage errors, 2 when the root
+ * cannot be used at all. Exit status of run: 0 after SIGTERM/SIGINT, 1 on
+ * usage or config errors, 2 when it cannot start (root, keys, endpoint). */
+#include "config.h"
+#include "daemon.h"
 #include "inventory.h"
+#include "log.h"
 
 #include <getopt.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 static void usage(FILE *f)
 {
@@ -17,6 +23,7 @@ static void usage(FILE *f)
           "Commands:\n"
           "  scan      inventory this node: IOMMU state and verdict, bootloader, vfio\n"
           "            modules, PCI devices, IOMMU groups, NICs and VMs\n"
+          "  run       report this node to the controller and keep reporting (daemon)\n"
           "\n"
           "Run 'pcifleet-agent COMMAND --help' for a command's options.\n",
           f);
@@ -91,6 +98,127 @@ static int cmd_scan(int argc, char **argv)
     return fflush(stdout) == 0 ? 0 : 1;
 }
 
+static void run_usage(FILE *f)
+{
+    fputs("usage: pcifleet-agent run --controller EP --controller-key FILE --key FILE [--node NAME]\n"
+          "                          [--root DIR] [--interval SECONDS] [--rescan SECONDS]\n"
+          "                          [--config FILE] [--log-level LEVEL] [--pci-ids FILE]\n"
+          "\n"
+          "Scans the node and reports it to the controller over ZeroMQ with CURVE: hello and\n"
+          "the full inventory, then a heartbeat every interval; rescans periodically and sends\n"
+          "the full inventory again only when it changed. Reconnects on its own. Runs until\n"
+          "SIGTERM or SIGINT. Logs go to stderr.\n"
+          "\n"
+          "  --controller EP        the controller's endpoint, e.g. tcp://10.0.0.1:7300\n"
+          "  --controller-key FILE  the controller's public key (its controller.key)\n"
+          "  --key FILE             this agent's key pair, NAME.key_secret (from pcifleet keygen)\n"
+          "  --node NAME            node name to report (default: the host's, ROOT/etc/hostname)\n"
+          "  --root DIR             read the host tree under DIR instead of / (fixtures, tests)\n"
+          "  --interval SECONDS     heartbeat interval (default 5; fractions allowed, e.g. 0.5)\n"
+          "  --rescan SECONDS       rescan period (default 60)\n"
+          "  --config FILE          config file (default " AGENT_DEFAULT_CONFIG ", read when it\n"
+          "                         exists): \"key = value\" lines, keys are the option names\n"
+          "                         above without --; options given here override it\n"
+          "  --log-level LEVEL      error, warn, info (default) or debug\n"
+          "  --pci-ids FILE         pci.ids file used to name devices (default: libpci's)\n"
+          "  -h, --help             show this help\n"
+          "\n"
+          "Until the controller's operator runs `pcifleet keys accept NAME`, the controller\n"
+          "refuses the agent; it says so in its log and keeps trying.\n"
+          "\n"
+          "Exit status: 0 stopped by a signal, 1 bad usage or config, 2 cannot start.\n",
+          f);
+}
+
+static int cmd_run(int argc, char **argv)
+{
+    static const struct option opts[] = {
+        {"controller", required_argument, NULL, 'c'}, {"controller-key", required_argument, NULL, 'C'},
+        {"key", required_argument, NULL, 'k'},        {"node", required_argument, NULL, 'n'},
+        {"root", required_argument, NULL, 'r'},       {"interval", required_argument, NULL, 'i'},
+        {"rescan", required_argument, NULL, 's'},     {"config", required_argument, NULL, 'f'},
+        {"log-level", required_argument, NULL, 'l'},  {"pci-ids", required_argument, NULL, 'p'},
+        {"help", no_argument, NULL, 'h'},             {NULL, 0, NULL, 0},
+    };
+    config_t cli = CONFIG_INIT;
+    const char *config_path = NULL;
+    int c, idx = 0;
+    optind = 1;
+    while ((c = getopt_long(argc, argv, "h", opts, &idx)) != -1) {
+        if (c == 'h') {
+            run_usage(stdout);
+            config_free(&cli);
+            return 0;
+        }
+        if (c == '?' || c == ':') {
+            run_usage(stderr);
+            config_free(&cli);
+            return 1;
+        }
+        if (c == 'f') {
+            config_path = optarg;
+            continue;
+        }
+        const char *name = opts[idx].name;
+        for (size_t i = 0; opts[i].name; i++)
+            if (opts[i].val == c)
+                name = opts[i].name;
+        if (config_get(&cli, name)) {
+            fprintf(stderr, "pcifleet-agent run: --%s is given twice\n", name);
+            config_free(&cli);
+            return 1;
+        }
+        strv_add(&cli.keys, name);
+        strv_add(&cli.values, optarg);
+    }
+    if (optind < argc) {
+        fprintf(stderr, "pcifleet-agent run: unexpected argument '%s'\n", argv[optind]);
+        run_usage(stderr);
+        config_free(&cli);
+        return 1;
+    }
+    /* The agent's own config: never under --root. */
+    config_t file = CONFIG_INIT;
+    char *err = NULL;
+    if (!config_path && access(AGENT_DEFAULT_CONFIG, F_OK) == 0)
+        config_path = AGENT_DEFAULT_CONFIG;
+    if (config_path && config_load(config_path, agent_daemon_config_keys, &file, &err) < 0) {
+        fprintf(stderr, "pcifleet-agent run: %s\n", err);
+        free(err);
+        config_free(&cli);
+        return 1;
+    }
+    config_t merged = CONFIG_INIT;
+    for (size_t i = 0; agent_daemon_config_keys[i]; i++) {
+        const char *k = agent_daemon_config_keys[i];
+        const char *v = config_get(&cli, k);
+        if (!v)
+            v = config_get(&file, k);
+        if (v) {
+            strv_add(&merged.keys, k);
+            strv_add(&merged.values, v);
+        }
+    }
+    config_free(&cli);
+    config_free(&file);
+    agent_daemon_opts_t o;
+    if (agent_daemon_opts_parse(&merged, &o, &err) < 0) {
+        fprintf(stderr, "pcifleet-agent run: %s\n", err);
+        free(err);
+        run_usage(stderr);
+        config_free(&merged);
+        return 1;
+    }
+    log_init("pcifleet-agent", (log_level_t)o.log_level);
+    int rc = agent_daemon_run(&o, &err);
+    if (rc < 0) {
+        log_error("cannot start: %s", err ? err : "unknown error");
+        free(err);
+    }
+    config_free(&merged);
+    return rc < 0 ? 2 : 0;
+}
+
 int main(int argc, char **argv)
 {
     if (argc < 2) {
@@ -108,6 +236,8 @@ int main(int argc, char **argv)
     }
     if (strcmp(cmd, "scan") == 0)
         return cmd_scan(argc - 1, argv + 1);
+    if (strcmp(cmd, "run") == 0)
+        return cmd_run(argc - 1, argv + 1);
     fprintf(stderr, "pcifleet-agent: unknown command '%s'\n", cmd);
     usage(stderr);
     return 1;

@@ -19,8 +19,11 @@ typedef struct {
 
 #define CONFIG_INIT {STRV_INIT, STRV_INIT}
 
-/* known: NULL-terminated list of accepted keys. where names the file in errors.
- * Returns 0, or -EINVAL with *err set (caller frees). */
+/* known: NULL-terminated list of accepted keys (NULL: any key). where names
+ * the file in errors. Returns 0 with the file's entries appended to *out (in
+ * file order), or -EINVAL with *err set (caller frees) and *out untouched.
+ * config_load reads a regular file of at most 1 MiB; it returns a negative
+ * errno with *err set when the file cannot be read. */
 int config_parse(const char *buf, size_t len, const char *where, const char *const *known, config_t *out,
                  char **err);
 int config_load(const char *path, const char *const *known, config_t *out, char **err);

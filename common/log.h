@@ -6,12 +6,17 @@
 #ifndef PCIFLEET_LOG_H
 #define PCIFLEET_LOG_H
 
+#include <stdio.h>
+
 typedef enum { LOG_LEVEL_ERROR = 0, LOG_LEVEL_WARN, LOG_LEVEL_INFO, LOG_LEVEL_DEBUG } log_level_t;
 
 void log_init(const char *program, log_level_t level);
-/* "error", "warn", "info", "debug"; returns -1 for anything else. */
+/* "error", "warn" (or "warning"), "info", "debug"; returns -1 for anything else. */
 int log_level_parse(const char *name);
 void log_set_level(log_level_t level);
+/* Additions: the level in force, and where lines go (NULL = stderr; tests). */
+log_level_t log_get_level(void);
+void log_set_output(FILE *f);
 void log_error(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 void log_warn(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 void log_info(const char *fmt, ...) __attribute__((format(printf, 1, 2)));

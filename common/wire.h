@@ -11,13 +11,35 @@
 
 #include "pcifleet.pb-c.h"
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
 /* Default frame limit: a 4,096-function node's inventory fits well below. */
 #define WIRE_MAX_FRAME (16u * 1024 * 1024)
 
-/* Returns 0, or a Pcifleet__Error__Code (> 0) with *err set (caller frees). */
+/* Sanity limits the decoders enforce before protobuf-c allocates anything
+ * (additions). A frame breaking one is refused: CODE_TOO_LARGE for the
+ * counts and sizes, CODE_MALFORMED for the rest.
+ *   WIRE_MAX_REPEATED  entries of one repeated field (devices, VMs, ...), and
+ *                      unknown fields of one message
+ *   WIRE_MAX_STRING    bytes of one string or bytes field (envelopes and admin
+ *                      requests; an admin reply's body may fill the frame)
+ *   WIRE_MAX_DEPTH     nesting of messages
+ *   WIRE_MAX_DECODED   what the decoded message may occupy in memory
+ *   WIRE_MAX_ADMIN_ARGS  argv entries of one admin request
+ * Beyond the limits, a string must be UTF-8 without NUL bytes, a singular
+ * field may appear once, a oneof may carry one member, and the hashes in
+ * Hello, Heartbeat and Inventory are empty or WIRE_HASH_LEN bytes. */
+#define WIRE_MAX_REPEATED 65536u
+#define WIRE_MAX_STRING (64u * 1024)
+#define WIRE_MAX_DEPTH 16
+#define WIRE_MAX_DECODED (64u * 1024 * 1024)
+#define WIRE_MAX_ADMIN_ARGS 256
+#define WIRE_HASH_LEN 32
+
+/* Returns 0, or a Pcifleet__Error__Code (> 0) with *err set (caller frees).
+ * max 0 means WIRE_MAX_FRAME. On failure *out is NULL. */
 int wire_decode(const uint8_t *buf, size_t len, size_t max, Pcifleet__Envelope **out, char **err);
 void wire_free(Pcifleet__Envelope **env);
 
@@ -29,8 +51,33 @@ size_t wire_encode_error(uint64_t seq, Pcifleet__Error__Code code, const char *m
 size_t wire_encode_ack(uint64_t seq, uint8_t **out);
 size_t wire_encode_resend(const char *reason, uint8_t **out);
 
-/* Same checks for the admin socket's request. */
+/* Same checks for the admin socket's request (free with wire_admin_request_free). */
 int wire_decode_admin_request(const uint8_t *buf, size_t len, size_t max, Pcifleet__AdminRequest **out,
                               char **err);
+
+/* ---- additions ---- */
+
+void wire_admin_request_free(Pcifleet__AdminRequest **req);
+/* Sets req->version and packs it; *out is malloc'd. */
+size_t wire_encode_admin_request(Pcifleet__AdminRequest *req, uint8_t **out);
+size_t wire_encode_admin_reply(const Pcifleet__AdminReply *reply, uint8_t **out);
+/* The CLI's side: the same structural checks, but the body may be as long as
+ * the frame (max, 0 = WIRE_MAX_FRAME). Free with wire_admin_reply_free. */
+int wire_decode_admin_reply(const uint8_t *buf, size_t len, size_t max, Pcifleet__AdminReply **out, char **err);
+void wire_admin_reply_free(Pcifleet__AdminReply **reply);
+
+/* "malformed", "too-large", "unknown-message", "bad-version", "wrong-node",
+ * "key-not-accepted", "internal" ("ok" for 0): for logs. Static strings. */
+const char *wire_code_name(int code);
+/* "Hello", "Inventory", ... or "nothing": the body an envelope carries. */
+const char *wire_body_name(const Pcifleet__Envelope *env);
+
+/* True when s[0..n) is well-formed UTF-8 (no overlongs, surrogates or code
+ * points past U+10FFFF). */
+bool wire_utf8_valid(const char *s, size_t n);
+/* A malloc'd copy of s fit for a protobuf string: bytes that are not UTF-8
+ * become U+FFFD and the copy is cut (at a character boundary) to at most max
+ * bytes. s NULL gives "". */
+char *wire_text_dup(const char *s, size_t max);
 
 #endif

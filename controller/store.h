@@ -28,8 +28,14 @@ void store_close(store_t **s);
 int store_schema_version(void);
 
 /* Replaces everything known about node with inv, marks it online, sets
- * last_seen = now (unix seconds), stores the inventory hash, and logs events
- * for what changed. */
+ * last_seen = now (unix seconds), stores the inventory hash (computed as the
+ * agent does when inv->hash is empty), and logs events for what changed:
+ * node-online (first inventory, or back from offline), node-rebooted (boot
+ * id changed), and, compared with the previous inventory (none for the
+ * first one), iommu-changed (verdict), device-appeared/-vanished, and
+ * vm-holds-device (a running VM holds an address it did not hold while
+ * running before). One transaction: on any error (an unknown verdict or
+ * loader, a device listed twice, ...) nothing changes and *err says why. */
 int store_ingest_inventory(store_t *s, const char *node, const Pcifleet__Inventory *inv, int64_t now,
                            char **err);
 
@@ -38,6 +44,23 @@ int store_ingest_inventory(store_t *s, const char *node, const Pcifleet__Invento
  * *hash_matches tells whether hash equals the stored inventory hash. */
 int store_heartbeat(store_t *s, const char *node, const uint8_t *hash, size_t hash_len, const char *boot_id,
                     int64_t now, bool *known, bool *hash_matches, char **err);
+
+/* Heartbeat batching. An unchanged heartbeat (node online, same boot id)
+ * only moves last_seen in an in-memory table of the nodes (loaded from the
+ * database on first use); store_flush writes the buffered last_seen values
+ * in one transaction. store_heartbeat flushes by itself once the flush
+ * interval (default 1000 ms, monotonic clock) has passed since the last
+ * flush; store_mark_offline, store_close and query_run flush first, so
+ * offline marking and every query see current data. A heartbeat that
+ * changes something (node was offline or unknown, new boot id) is written
+ * at once with its event. A crash loses at most one interval of last_seen
+ * updates, nothing else. The store is the database's only writer: the
+ * in-memory table trusts that nobody else changes the nodes table. */
+int store_flush(store_t *s, char **err);
+/* 0 writes every heartbeat through (no buffering). */
+void store_set_flush_interval(store_t *s, int ms);
+/* How many nodes have a last_seen waiting for store_flush. */
+size_t store_pending_heartbeats(const store_t *s);
 
 /* Marks offline every online node whose last_seen < now - max_age; their
  * names are added to went_offline (may be NULL). */
@@ -49,5 +72,12 @@ int store_event(store_t *s, int64_t now, const char *kind, const char *node, con
 /* For queries (query.c) and tests: the read/write connection. */
 struct sqlite3 *store_db(store_t *s);
 const char *store_path(const store_t *s);
+
+/* A second connection to the same file, opened read-only on first use and
+ * owned by the store (closed by store_close): queries run on it, so nothing
+ * a query does can write. Defensive mode, no ATTACH, values capped at
+ * 16 MiB. NULL with *err set when the database is not a file (":memory:")
+ * or cannot be opened. */
+struct sqlite3 *store_reader(store_t *s, char **err);
 
 #endif

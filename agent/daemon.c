@@ -1,0 +1,531 @@
+/* daemon — `pcifleet-agent run` (see daemon.h).
+ *
+ * One loop: a zpoller over the DEALER socket and a zmonitor actor watching
+ * it, woken by whichever comes first of a frame, a connection event, the
+ * next heartbeat and the next rescan. */
+#include "daemon.h"
+
+#include "buf.h"
+#include "inventory.h"
+#include "keys.h"
+#include "log.h"
+#include "report_pb.h"
+#include "wire.h"
+
+#include <czmq.h>
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+const char *const agent_daemon_config_keys[] = {
+    "controller", "controller-key", "key", "node", "root", "interval", "rescan", "log-level", "pci-ids", NULL,
+};
+
+#define DEFAULT_INTERVAL_MS 5000u
+#define DEFAULT_RESCAN_MS 60000u
+#define MIN_PERIOD_MS 50u
+#define RECONNECT_IVL_MS 500
+#define RECONNECT_IVL_MAX_MS 10000
+#define QUEUE_LIMIT 64         /* messages ZeroMQ keeps while the controller is away */
+#define LINGER_MS 200          /* what a stopping agent still tries to deliver */
+#define NAG_MS 60000           /* repeat an operator hint at most once a minute */
+
+int agent_parse_seconds(const char *s, unsigned min_ms, unsigned max_ms, unsigned *ms)
+{
+    if (!s || !*s)
+        return -EINVAL;
+    unsigned long long whole = 0, frac = 0;
+    int frac_digits = 0;
+    const char *p = s;
+    if (*p < '0' || *p > '9')
+        return -EINVAL;
+    for (; *p >= '0' && *p <= '9'; p++) {
+        whole = whole * 10 + (unsigned)(*p - '0');
+        if (whole > 100000000ull)
+            return -EINVAL;
+    }
+    if (*p == '.') {
+        p++;
+        if (*p < '0' || *p > '9')
+            return -EINVAL;
+        for (; *p >= '0' && *p <= '9'; p++) {
+            if (++frac_digits > 3)
+                return -EINVAL;
+            frac = frac * 10 + (unsigned)(*p - '0');
+        }
+    }
+    if (*p)
+        return -EINVAL;
+    while (frac_digits < 3) {
+        frac *= 10;
+        frac_digits++;
+    }
+    unsigned long long v = whole * 1000 + frac;
+    if (v < min_ms || v > max_ms)
+        return -EINVAL;
+    *ms = (unsigned)v;
+    return 0;
+}
+
+int agent_daemon_opts_parse(const config_t *c, agent_daemon_opts_t *o, char **err)
+{
+    *err = NULL;
+    memset(o, 0, sizeof(*o));
+    o->controller = config_get(c, "controller");
+    o->controller_key = config_get(c, "controller-key");
+    o->key = config_get(c, "key");
+    o->node = config_get(c, "node");
+    o->root = config_get(c, "root");
+    o->ids_file = config_get(c, "pci-ids");
+    o->interval_ms = DEFAULT_INTERVAL_MS;
+    o->rescan_ms = DEFAULT_RESCAN_MS;
+    o->log_level = LOG_LEVEL_INFO;
+    static const char *const required[] = {"controller", "controller-key", "key"};
+    for (size_t i = 0; i < sizeof(required) / sizeof(required[0]); i++) {
+        const char *v = config_get(c, required[i]);
+        if (!v || !*v) {
+            *err = xasprintf("--%s is required (or '%s = ...' in the config file)", required[i], required[i]);
+            return -EINVAL;
+        }
+    }
+    if (o->node && !keys_valid_node_name(o->node)) {
+        *err = xasprintf("--node '%s' is not a valid node name: use 1-63 of A-Z a-z 0-9 . _ -, not starting "
+                         "with . or -",
+                         o->node);
+        return -EINVAL;
+    }
+    const char *v = config_get(c, "interval");
+    if (v && agent_parse_seconds(v, MIN_PERIOD_MS, 3600u * 1000, &o->interval_ms) < 0) {
+        *err = xasprintf("--interval '%s' is not a number of seconds between 0.05 and 3600", v);
+        return -EINVAL;
+    }
+    v = config_get(c, "rescan");
+    if (v && agent_parse_seconds(v, MIN_PERIOD_MS, 86400u * 1000, &o->rescan_ms) < 0) {
+        *err = xasprintf("--rescan '%s' is not a number of seconds between 0.05 and 86400", v);
+        return -EINVAL;
+    }
+    v = config_get(c, "log-level");
+    if (v) {
+        int l = log_level_parse(v);
+        if (l < 0) {
+            *err = xasprintf("--log-level '%s' is not one of error, warn, info, debug", v);
+            return -EINVAL;
+        }
+        o->log_level = l;
+    }
+    return 0;
+}
+
+/* ---- the running agent ---- */
+
+typedef struct {
+    const agent_daemon_opts_t *o;
+    scan_opts_t scan;
+    char *node;                 /* the name every envelope carries */
+    zsock_t *sock;
+    zactor_t *monitor;          /* NULL when it could not be started */
+    Pcifleet__Inventory *inv;   /* the current report */
+    uint64_t seq;
+    int64_t last_answer;        /* last frame from the controller (zclock_mono ms) */
+    int64_t last_hello;
+    int64_t inv_sent_at;        /* last Inventory sent, and its hash */
+    uint8_t inv_sent_hash[32];
+    bool inv_sent;
+    bool refused;               /* the controller refused our key or name: say Hello every interval */
+    int64_t refused_logged_at;
+    bool connected, ever_connected;
+    bool lost_logged;            /* a warning about the lost connection is out */
+    bool answered_on_connection; /* something came back since the last CONNECTED */
+    int64_t handshake_hint_at;
+} agent_t;
+
+static const char *boot_id(const agent_t *a)
+{
+    return a->inv && a->inv->boot_id ? a->inv->boot_id : "";
+}
+
+static void hash_hex(const uint8_t *h, size_t n, char *out, size_t outlen)
+{
+    out[0] = '\0';
+    for (size_t i = 0; i < n && 2 * i + 2 < outlen; i++)
+        snprintf(out + 2 * i, 3, "%02x", h[i]);
+}
+
+/* Packs env and queues it without waiting. Returns 0, or -1 when ZeroMQ's
+ * queue is full (the controller is away; the message is dropped). */
+static int send_env(agent_t *a, Pcifleet__Envelope *env)
+{
+    env->seq = ++a->seq;
+    env->node = a->node;
+    uint8_t *buf = NULL;
+    size_t n = wire_encode(env, &buf);
+    int rc = zmq_send(zsock_resolve(a->sock), buf, n, ZMQ_DONTWAIT);
+    int e = zmq_errno();
+    free(buf);
+    if (rc < 0) {
+        if (e == EAGAIN)
+            log_debug("the controller is not reachable and the queue is full: dropped a %s", wire_body_name(env));
+        else
+            log_warn("cannot send a %s to the controller: %s", wire_body_name(env), zmq_strerror(e));
+        return -1;
+    }
+    log_debug("sent %s seq %llu (%zu bytes)", wire_body_name(env), (unsigned long long)env->seq, n);
+    return 0;
+}
+
+static void send_hello(agent_t *a)
+{
+    Pcifleet__Envelope env = PCIFLEET__ENVELOPE__INIT;
+    Pcifleet__Hello h = PCIFLEET__HELLO__INIT;
+    h.agent_version = (char *)agent_version();
+    h.boot_id = (char *)boot_id(a);
+    if (a->inv)
+        h.inventory_hash = a->inv->hash;
+    env.body_case = PCIFLEET__ENVELOPE__BODY_HELLO;
+    env.hello = &h;
+    send_env(a, &env);
+    a->last_hello = zclock_mono();
+}
+
+static void send_heartbeat(agent_t *a)
+{
+    Pcifleet__Envelope env = PCIFLEET__ENVELOPE__INIT;
+    Pcifleet__Heartbeat h = PCIFLEET__HEARTBEAT__INIT;
+    h.boot_id = (char *)boot_id(a);
+    if (a->inv)
+        h.inventory_hash = a->inv->hash;
+    env.body_case = PCIFLEET__ENVELOPE__BODY_HEARTBEAT;
+    env.heartbeat = &h;
+    send_env(a, &env);
+}
+
+static void send_inventory(agent_t *a)
+{
+    if (!a->inv)
+        return;
+    Pcifleet__Envelope env = PCIFLEET__ENVELOPE__INIT;
+    env.body_case = PCIFLEET__ENVELOPE__BODY_INVENTORY;
+    env.inventory = a->inv;
+    if (send_env(a, &env) == 0) {
+        a->inv_sent = true;
+        a->inv_sent_at = zclock_mono();
+        memcpy(a->inv_sent_hash, a->inv->hash.data, 32);
+    }
+}
+
+/* Scans the node; returns the new report or NULL (logged). */
+static Pcifleet__Inventory *scan_node(agent_t *a, char **err)
+{
+    inventory_t *inv = NULL;
+    if (inventory_scan(&a->scan, &inv, err) < 0)
+        return NULL;
+    if (!a->node) {
+        /* No --node: the name the host gives itself. */
+        if (!inv->sys.node || !keys_valid_node_name(inv->sys.node)) {
+            *err = xasprintf("the host's name ('%s') is not a valid node name; give one with --node",
+                             inv->sys.node ? inv->sys.node : "");
+            inventory_destroy(&inv);
+            return NULL;
+        }
+        a->node = xstrdup(inv->sys.node);
+    }
+    Pcifleet__Inventory *pb = NULL;
+    report_to_pb(inv, &pb);
+    inventory_destroy(&inv);
+    return pb;
+}
+
+static void rescan(agent_t *a)
+{
+    char *err = NULL;
+    int64_t t0 = zclock_mono();
+    Pcifleet__Inventory *pb = scan_node(a, &err);
+    if (!pb) {
+        log_error("rescan failed, keeping the previous inventory: %s", err ? err : "unknown error");
+        free(err);
+        return;
+    }
+    if (memcmp(pb->hash.data, a->inv->hash.data, 32) == 0) {
+        log_debug("rescan in %lld ms: inventory unchanged", (long long)(zclock_mono() - t0));
+        report_pb_free(&pb);
+        return;
+    }
+    char hex[17];
+    hash_hex(pb->hash.data, 8, hex, sizeof(hex));
+    log_info("the inventory changed (hash %s..., %zu devices, %zu VMs); sending it", hex, pb->n_devices,
+             pb->n_vms);
+    report_pb_free(&a->inv);
+    a->inv = pb;
+    send_inventory(a);
+}
+
+static void on_error(agent_t *a, const Pcifleet__Error *e, int64_t now)
+{
+    const char *msg = e->message && *e->message ? e->message : "(no reason given)";
+    switch (e->code) {
+    case PCIFLEET__ERROR__CODE__CODE_KEY_NOT_ACCEPTED:
+        if (!a->refused || now - a->refused_logged_at >= NAG_MS) {
+            log_error("the controller has not accepted this agent's key yet (%s). On the controller, run: "
+                      "pcifleet keys accept %s -- retrying every %.1f s",
+                      msg, a->node, a->o->interval_ms / 1000.0);
+            a->refused_logged_at = now;
+        }
+        a->refused = true;
+        break;
+    case PCIFLEET__ERROR__CODE__CODE_WRONG_NODE:
+        if (!a->refused || now - a->refused_logged_at >= NAG_MS) {
+            log_error("the controller refuses the node name %s for this key (%s). Run the agent with the node "
+                      "name its key was accepted for, or accept a new key for %s -- retrying every %.1f s",
+                      a->node, msg, a->node, a->o->interval_ms / 1000.0);
+            a->refused_logged_at = now;
+        }
+        a->refused = true;
+        break;
+    default:
+        log_warn("the controller refused message %llu: %s: %s", (unsigned long long)e->seq, wire_code_name(e->code),
+                 msg);
+        break;
+    }
+}
+
+static void on_frame(agent_t *a, const uint8_t *data, size_t len, int64_t now)
+{
+    Pcifleet__Envelope *env = NULL;
+    char *err = NULL;
+    int code = wire_decode(data, len, WIRE_MAX_FRAME, &env, &err);
+    if (code) {
+        log_warn("ignored a frame from the controller: %s: %s", wire_code_name(code), err ? err : "");
+        free(err);
+        return;
+    }
+    a->last_answer = now;
+    a->answered_on_connection = true;
+    switch (env->body_case) {
+    case PCIFLEET__ENVELOPE__BODY_ACK:
+        if (a->refused) {
+            log_info("the controller accepted this agent as node %s", a->node);
+            a->refused = false;
+        }
+        log_debug("ack for seq %llu", (unsigned long long)env->ack->seq);
+        break;
+    case PCIFLEET__ENVELOPE__BODY_ERROR: on_error(a, env->error, now); break;
+    case PCIFLEET__ENVELOPE__BODY_RESEND:
+        if (a->refused) {
+            log_info("the controller accepted this agent as node %s", a->node);
+            a->refused = false;
+        }
+        /* The Hello we send with an Inventory right behind it draws a Resend
+         * of its own; an Inventory of this very hash still under way within
+         * the last interval answers it. A real loss shows in the next
+         * heartbeat, which draws another Resend. */
+        if (a->inv_sent && memcmp(a->inv_sent_hash, a->inv->hash.data, 32) == 0 &&
+            now - a->inv_sent_at < (int64_t)a->o->interval_ms) {
+            log_debug("resend asked (%s); the same inventory went out %lld ms ago", env->resend->reason,
+                      (long long)(now - a->inv_sent_at));
+        } else {
+            log_info("the controller asks for the full inventory (%s); sending it",
+                     *env->resend->reason ? env->resend->reason : "no reason given");
+            send_inventory(a);
+        }
+        break;
+    default: log_debug("ignored a %s from the controller", wire_body_name(env)); break;
+    }
+    wire_free(&env);
+}
+
+static void on_monitor_event(agent_t *a, int64_t now)
+{
+    zmsg_t *msg = zmsg_recv(a->monitor);
+    if (!msg)
+        return;
+    char *event = zmsg_popstr(msg);
+    zmsg_destroy(&msg);
+    if (!event)
+        return;
+    if (streq(event, "CONNECTED")) {
+        bool reconnect = a->ever_connected;
+        if (!reconnect)
+            log_info("connected to the controller at %s", a->o->controller);
+        else if (a->lost_logged)
+            log_info("connected to the controller at %s again", a->o->controller);
+        else
+            log_debug("connected to the controller at %s again", a->o->controller);
+        a->connected = a->ever_connected = true;
+        a->answered_on_connection = false;
+        a->lost_logged = false;
+        if (reconnect)
+            send_hello(a); /* a new connection: the controller may be a new process */
+    } else if (streq(event, "DISCONNECTED")) {
+        if (!a->answered_on_connection) {
+            /* Closed before a single answer: the controller went away, or it
+             * could not complete the CURVE handshake. */
+            if (!a->handshake_hint_at || now - a->handshake_hint_at >= NAG_MS) {
+                log_warn("the controller at %s closed the connection before answering; retrying (if this "
+                         "repeats, check that --controller-key is the controller's controller.key)",
+                         a->o->controller);
+                a->handshake_hint_at = now;
+                a->lost_logged = true;
+            }
+        } else if (a->connected && !a->lost_logged) {
+            log_warn("lost the connection to the controller at %s; reconnecting", a->o->controller);
+            a->lost_logged = true;
+        }
+        a->connected = false;
+    }
+    free(event);
+}
+
+static char *pair_path(const char *key)
+{
+    size_t n = strlen(key);
+    if (n > 4 && strcmp(key + n - 4, ".key") == 0) {
+        char *s = xasprintf("%s_secret", key);
+        if (access(s, F_OK) == 0)
+            return s;
+        free(s);
+    }
+    return xstrdup(key);
+}
+
+static int setup_socket(agent_t *a, char **err)
+{
+    char *path = pair_path(a->o->key);
+    zcert_t *cert = keys_load_cert(path, err);
+    free(path);
+    if (!cert)
+        return -EINVAL;
+    char server[KEY_Z85_LEN + 1];
+    if (keys_load_public(a->o->controller_key, server, err) < 0) {
+        zcert_destroy(&cert);
+        return -EINVAL;
+    }
+    a->sock = zsock_new(ZMQ_DEALER);
+    if (!a->sock) {
+        zcert_destroy(&cert);
+        *err = xstrdup("cannot create a ZeroMQ socket");
+        return -ENOMEM;
+    }
+    zcert_apply(cert, a->sock);
+    zcert_destroy(&cert);
+    zsock_set_curve_serverkey(a->sock, server);
+    zsock_set_linger(a->sock, LINGER_MS);
+    zsock_set_reconnect_ivl(a->sock, RECONNECT_IVL_MS);
+    zsock_set_reconnect_ivl_max(a->sock, RECONNECT_IVL_MAX_MS);
+    zsock_set_sndhwm(a->sock, QUEUE_LIMIT);
+    zsock_set_rcvhwm(a->sock, QUEUE_LIMIT);
+    zsock_set_maxmsgsize(a->sock, (int)WIRE_MAX_FRAME);
+    zsock_set_heartbeat_ivl(a->sock, (int)a->o->interval_ms);
+    zsock_set_heartbeat_timeout(a->sock, (int)(3 * a->o->interval_ms));
+
+    a->monitor = zactor_new(zmonitor, a->sock);
+    if (a->monitor) {
+        zstr_sendx(a->monitor, "LISTEN", "CONNECTED", "DISCONNECTED", NULL);
+        zstr_sendx(a->monitor, "START", NULL);
+        zsock_wait(a->monitor);
+    } else {
+        log_warn("cannot watch the connection (zmonitor); reconnects are still handled");
+    }
+    if (zsock_connect(a->sock, "%s", a->o->controller) < 0) {
+        *err = xasprintf("cannot connect to '%s': %s (an endpoint looks like tcp://HOST:PORT)", a->o->controller,
+                         zmq_strerror(zmq_errno()));
+        return -EINVAL;
+    }
+    return 0;
+}
+
+static void agent_free(agent_t *a)
+{
+    zactor_destroy(&a->monitor);
+    zsock_destroy(&a->sock);
+    report_pb_free(&a->inv);
+    free(a->node);
+}
+
+int agent_daemon_run(const agent_daemon_opts_t *o, char **err)
+{
+    *err = NULL;
+    zsys_init(); /* installs the SIGINT/SIGTERM handler that sets zsys_interrupted */
+    agent_t a;
+    memset(&a, 0, sizeof(a));
+    a.o = o;
+    a.scan.root = o->root;
+    a.scan.node = o->node;
+    a.scan.ids_file = o->ids_file;
+    a.node = o->node ? xstrdup(o->node) : NULL;
+
+    int rc;
+    a.inv = scan_node(&a, err);
+    if (!a.inv) {
+        agent_free(&a);
+        return -ENOENT;
+    }
+    if ((rc = setup_socket(&a, err)) < 0) {
+        agent_free(&a);
+        return rc;
+    }
+    char hex[17];
+    hash_hex(a.inv->hash.data, 8, hex, sizeof(hex));
+    log_info("pcifleet-agent %s: node %s reporting to %s (heartbeat every %.2g s, rescan every %.3g s); "
+             "inventory %s...: %zu devices, %zu NICs, %zu VMs, %zu read problems",
+             agent_version(), a.node, o->controller, o->interval_ms / 1000.0, o->rescan_ms / 1000.0, hex,
+             a.inv->n_devices, a.inv->n_nics, a.inv->n_vms, a.inv->n_errors);
+
+    send_hello(&a);
+    send_inventory(&a);
+    int64_t now = zclock_mono();
+    a.last_answer = now;
+    int64_t next_beat = now + o->interval_ms;
+    int64_t next_scan = now + o->rescan_ms;
+    zpoller_t *poller = zpoller_new(a.sock, NULL);
+    if (a.monitor)
+        zpoller_add(poller, a.monitor);
+
+    while (!zsys_interrupted) {
+        now = zclock_mono();
+        int64_t wake = next_beat < next_scan ? next_beat : next_scan;
+        int timeout = wake > now ? (int)(wake - now) : 0;
+        void *which = zpoller_wait(poller, timeout);
+        if (zpoller_terminated(poller))
+            break;
+        now = zclock_mono();
+        if (which == a.sock) {
+            zmsg_t *msg = zmsg_recv(a.sock);
+            if (msg) {
+                if (zmsg_size(msg) != 1) {
+                    log_warn("ignored a message of %zu frames from the controller; the protocol uses one",
+                             zmsg_size(msg));
+                } else {
+                    zframe_t *f = zmsg_first(msg);
+                    on_frame(&a, zframe_data(f), zframe_size(f), now);
+                }
+                zmsg_destroy(&msg);
+            }
+        } else if (a.monitor && which == a.monitor) {
+            on_monitor_event(&a, now);
+        }
+        if (now >= next_beat) {
+            int64_t quiet = now - a.last_answer;
+            if (a.refused) {
+                send_hello(&a);
+            } else if (quiet >= 3 * (int64_t)o->interval_ms && now - a.last_hello >= 3 * (int64_t)o->interval_ms) {
+                log_debug("nothing from the controller for %lld ms; saying hello again", (long long)quiet);
+                send_hello(&a);
+            } else {
+                send_heartbeat(&a);
+            }
+            next_beat += o->interval_ms;
+            if (next_beat <= now)
+                next_beat = now + o->interval_ms;
+        }
+        if (now >= next_scan) {
+            rescan(&a);
+            next_scan = zclock_mono() + o->rescan_ms;
+        }
+    }
+    log_info("stopping: signal received");
+    zpoller_destroy(&poller);
+    agent_free(&a);
+    return 0;
+}

@@ -1,0 +1,67 @@
+/* daemon — `pcifleet-agent run`: report this node to the controller, and keep
+ * reporting.
+ *
+ * Contract: agent_daemon_run scans the node through the root, connects a
+ * DEALER socket to the controller with CURVE (this agent's pair from --key,
+ * the controller's public key from --controller-key) and sends Hello and the
+ * full Inventory. Then, until SIGTERM or SIGINT:
+ *  - every interval (default 5 s) a Heartbeat with the inventory hash and
+ *    boot_id; the controller answers Resend when the hash is not the one it
+ *    stored, and the agent sends the full Inventory;
+ *  - every rescan period (default 60 s) a new scan; the full Inventory goes
+ *    out only when its hash changed (report_pb.h says what the hash covers);
+ *  - an Error from the controller is logged; KEY_NOT_ACCEPTED (and
+ *    WRONG_NODE) with a line telling the operator what to run on the
+ *    controller, and the agent says Hello again every interval until it is
+ *    let in;
+ *  - ZeroMQ reconnects on its own (reconnect interval 0.5 s growing to 10 s,
+ *    ZMTP heartbeats drop a dead connection after three intervals); after a
+ *    reconnect, and whenever nothing has come back from the controller for
+ *    three intervals, the agent says Hello again.
+ * Sends never block: while the controller is away a bounded number of
+ * messages wait in ZeroMQ's queue and the rest are dropped (the next Hello
+ * or Heartbeat catches up). Every wait is bounded by the next timer; a scan
+ * that fails after start is logged and the previous inventory is kept.
+ * Logs go through log.h. Returns 0 after a signal, or a negative errno with
+ * *err set (caller frees) when it cannot start: root, keys, endpoint. */
+#ifndef PCIFLEET_AGENT_DAEMON_H
+#define PCIFLEET_AGENT_DAEMON_H
+
+#include "config.h"
+
+/* Read when it exists and no --config is given. Not under --root: it is the
+ * agent's own config, not the node's. */
+#define AGENT_DEFAULT_CONFIG "/etc/pcifleet/agent.conf"
+
+typedef struct {
+    const char *controller;     /* endpoint: tcp://HOST:PORT */
+    const char *controller_key; /* the controller's public key (controller.key) */
+    const char *key;            /* this agent's NAME.key_secret; NAME.key is taken to
+                                   mean NAME.key_secret when that file exists */
+    const char *node;           /* node name; NULL = the host's (ROOT/etc/hostname) */
+    const char *root;           /* NULL = "/" */
+    const char *ids_file;       /* pci.ids override, NULL = libpci's */
+    unsigned interval_ms;       /* heartbeat interval */
+    unsigned rescan_ms;         /* rescan period */
+    int log_level;              /* log_level_t */
+} agent_daemon_opts_t;
+
+/* The keys a config file (and the command line) may set, NULL-terminated:
+ * controller, controller-key, key, node, root, interval, rescan, log-level,
+ * pci-ids. */
+extern const char *const agent_daemon_config_keys[];
+
+/* Fills *o from c (values are borrowed from c), with the defaults for what
+ * c lacks, and checks them: controller, controller-key and key are
+ * required; interval and rescan are seconds, a fraction allowed ("0.5"),
+ * interval 0.05-3600, rescan 0.05-86400; log-level one of log.h's names.
+ * Returns 0 or -EINVAL with *err naming the option (caller frees). */
+int agent_daemon_opts_parse(const config_t *c, agent_daemon_opts_t *o, char **err);
+
+/* Seconds with an optional fraction of up to 3 digits, to milliseconds
+ * within [min_ms, max_ms]. Returns 0 or -EINVAL. */
+int agent_parse_seconds(const char *s, unsigned min_ms, unsigned max_ms, unsigned *ms);
+
+int agent_daemon_run(const agent_daemon_opts_t *o, char **err);
+
+#endif

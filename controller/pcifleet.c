@@ -1,0 +1,355 @@
+/* pcifleet — the operator's command line for a pcifleet controller.
+ *
+ * `keygen` and `fingerprint` run locally; every other command is sent as
+ * one AdminRequest to the controller's admin socket and its AdminReply is
+ * printed: the body to stdout, the error sentence to stderr, and the reply's
+ * status becomes the exit status (0 ok, 1 refused or failed, 2 bad usage).
+ * A controller that cannot be reached or does not answer within --timeout
+ * gives exit status 3. */
+#include "buf.h"
+#include "json.h"
+#include "keyfp.h"
+#include "keys.h"
+#include "wire.h"
+
+#include <czmq.h>
+#include <errno.h>
+#include <getopt.h>
+#include <math.h>
+#include <stdbool.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/un.h>
+#include <unistd.h>
+
+#ifndef PCIFLEET_VERSION
+#define PCIFLEET_VERSION "0.0.0"
+#endif
+
+#define DEFAULT_ADMIN "ipc:///run/pcifleet/admin.sock"
+#define EXIT_UNREACHABLE 3
+#define MAX_REPLY (256u * 1024 * 1024)
+
+/* Commands the controller answers; anything else is a usage error here. */
+static const char *const remote_commands[] = {"keys", "nodes", "nics", "groups", "vms",
+                                              "show", "events", "sql",  "status", NULL};
+
+static void usage(FILE *f)
+{
+    fputs("usage: pcifleet [--admin EP] [--json] [--timeout SECONDS] COMMAND [ARGS]\n"
+          "\n"
+          "Asks the pcifleet controller (pcifleetd) about the fleet.\n"
+          "\n"
+          "Fleet queries (answered by the controller):\n"
+          "  nodes                        every node: online, IOMMU verdict, loader, NICs, VMs,\n"
+          "                               last seen\n"
+          "  nics [--node N] [--model VVVV:DDDD] [--free]\n"
+          "                               the fleet's NICs; --free: in no VM's config, not the\n"
+          "                               management NIC, and assignable alone (isolated group)\n"
+          "  groups NODE                  a node's IOMMU groups and whether each is isolated\n"
+          "  vms [--non-migratable]       VMs with passthrough, and why they cannot migrate\n"
+          "  show NODE                    everything known about one node\n"
+          "  events [OPTIONS]             the event log (online/offline, IOMMU changes, devices,\n"
+          "                               VMs holding devices, keys accepted)\n"
+          "  sql \"SELECT ...\"             read-only SQL over the views v_nodes, v_devices,\n"
+          "                               v_nics, v_groups, v_vms (time- and row-limited)\n"
+          "  status                       the controller's version, endpoints and counters\n"
+          "\n"
+          "Agent keys:\n"
+          "  keys                         accepted and pending agent keys with fingerprints\n"
+          "  keys accept NODE             accept the key NODE's agent tried to connect with\n"
+          "  keygen --dir DIR NAME        (local) write DIR/NAME.key and DIR/NAME.key_secret\n"
+          "  fingerprint FILE             (local) the fingerprint of a .key or .key_secret file,\n"
+          "                               to compare with `pcifleet keys` before accepting\n"
+          "\n"
+          "Options:\n"
+          "  --admin EP          the controller's admin socket (default $PCIFLEET_ADMIN, else\n"
+          "                      " DEFAULT_ADMIN ", which only root can open)\n"
+          "  --json              JSON for scripts instead of a table (also after the command)\n"
+          "  --timeout SECONDS   how long to wait for the controller (default 5)\n"
+          "  -h, --help          show this help\n"
+          "  -V, --version       print the version\n"
+          "\n"
+          "Exit status: 0 done, 1 refused or failed, 2 bad usage, 3 no answer from the\n"
+          "controller.\n",
+          f);
+}
+
+static bool is_remote(const char *cmd)
+{
+    for (int i = 0; remote_commands[i]; i++)
+        if (strcmp(cmd, remote_commands[i]) == 0)
+            return true;
+    return false;
+}
+
+/* ---- local commands ---- */
+
+static int cmd_keygen(int argc, char **argv, bool json)
+{
+    static const struct option opts[] = {
+        {"dir", required_argument, NULL, 'd'},
+        {"help", no_argument, NULL, 'h'},
+        {NULL, 0, NULL, 0},
+    };
+    const char *dir = NULL;
+    int c;
+    optind = 1;
+    while ((c = getopt_long(argc, argv, "+h", opts, NULL)) != -1) {
+        switch (c) {
+        case 'd': dir = optarg; break;
+        case 'h': puts("usage: pcifleet keygen --dir DIR NAME\n\nWrites DIR/NAME.key (public, give it to the "
+                       "other side) and DIR/NAME.key_secret\n(mode 0600, keep it on this machine). Refuses to "
+                       "overwrite an existing pair.");
+            return 0;
+        default: fputs("usage: pcifleet keygen --dir DIR NAME\n", stderr); return 2;
+        }
+    }
+    if (!dir || optind + 1 != argc) {
+        fputs("pcifleet: usage: pcifleet keygen --dir DIR NAME\n", stderr);
+        return 2;
+    }
+    const char *name = argv[optind];
+    if (!keys_valid_node_name(name)) {
+        fprintf(stderr, "pcifleet: '%s' is not a valid key name (1-63 of A-Z a-z 0-9 . _ -, not starting with . or -)\n",
+                name);
+        return 2;
+    }
+    char *err = NULL;
+    if (keys_generate(dir, name, &err) < 0) {
+        fprintf(stderr, "pcifleet: %s\n", err ? err : "cannot write the key pair");
+        free(err);
+        return 1;
+    }
+    char *pubpath = xasprintf("%s/%s.key", dir, name);
+    char pub[KEY_Z85_LEN + 1], fp[KEYFP_LEN + 1] = "unknown";
+    if (keys_load_public(pubpath, pub, &err) == 0)
+        keyfp_of(pub, fp);
+    free(err);
+    if (json) {
+        json_t *j = json_new(2);
+        json_obj_open(j, NULL);
+        json_str(j, "public", pubpath);
+        char *secpath = xasprintf("%s/%s.key_secret", dir, name);
+        json_str(j, "secret", secpath);
+        free(secpath);
+        json_str(j, "fingerprint", fp);
+        json_obj_close(j);
+        size_t len;
+        const char *text = json_text(j, &len);
+        fwrite(text, 1, len, stdout);
+        fputc('\n', stdout);
+        json_destroy(&j);
+    } else {
+        printf("wrote %s and %s/%s.key_secret\nfingerprint %s\n", pubpath, dir, name, fp);
+    }
+    free(pubpath);
+    return fflush(stdout) == 0 ? 0 : 1;
+}
+
+static int cmd_fingerprint(int argc, char **argv, bool json)
+{
+    if (argc != 2 || strcmp(argv[1], "--help") == 0) {
+        fputs("usage: pcifleet fingerprint FILE\n", argc == 2 ? stdout : stderr);
+        return argc == 2 ? 0 : 2;
+    }
+    char pub[KEY_Z85_LEN + 1], fp[KEYFP_LEN + 1];
+    char *err = NULL;
+    if (keys_load_public(argv[1], pub, &err) < 0) {
+        fprintf(stderr, "pcifleet: %s\n", err ? err : "cannot read the key");
+        free(err);
+        return 1;
+    }
+    keyfp_of(pub, fp);
+    if (json)
+        printf("{\"file\": \"%s\", \"fingerprint\": \"%s\", \"key\": \"%s\"}\n", argv[1], fp, pub);
+    else
+        printf("%s  %s  %s\n", fp, pub, argv[1]);
+    return 0;
+}
+
+/* ---- the admin socket ---- */
+
+/* For ipc:// endpoints, a quick check that gives a useful sentence instead
+ * of a timeout when nothing listens or the socket is not ours to open.
+ * Returns 0 or fills *why (caller frees). */
+static int probe_ipc(const char *ep, char **why)
+{
+    if (strncmp(ep, "ipc://", 6) != 0)
+        return 0;
+    const char *path = ep + 6;
+    struct sockaddr_un sa;
+    if (!*path || *path == '@' || strlen(path) >= sizeof sa.sun_path)
+        return 0;
+    int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    if (fd < 0)
+        return 0;
+    memset(&sa, 0, sizeof sa);
+    sa.sun_family = AF_UNIX;
+    snprintf(sa.sun_path, sizeof sa.sun_path, "%s", path);
+    int rc = connect(fd, (struct sockaddr *)&sa, sizeof sa);
+    int e = errno;
+    close(fd);
+    if (rc == 0)
+        return 0;
+    if (e == ENOENT)
+        *why = xasprintf("no controller at %s: %s does not exist (is pcifleetd running? see --admin)", ep, path);
+    else if (e == EACCES || e == EPERM)
+        *why = xasprintf("cannot open the admin socket %s: permission denied (it is root-only)", path);
+    else if (e == ECONNREFUSED)
+        *why = xasprintf("no controller at %s: nothing is listening on %s (is pcifleetd running?)", ep, path);
+    else
+        *why = xasprintf("cannot reach the controller at %s: %s", ep, strerror(e));
+    return -1;
+}
+
+static int remote(const char *ep, double timeout, int argc, char **argv, bool json)
+{
+    char *why = NULL;
+    if (probe_ipc(ep, &why) < 0) {
+        fprintf(stderr, "pcifleet: %s\n", why);
+        free(why);
+        return EXIT_UNREACHABLE;
+    }
+    Pcifleet__AdminRequest req = PCIFLEET__ADMIN_REQUEST__INIT;
+    req.version = PCIFLEET__PROTOCOL_VERSION__PROTOCOL_VERSION_CURRENT;
+    req.n_argv = (size_t)argc;
+    req.argv = argv;
+    req.json = json;
+    uint8_t *packed = NULL;
+    size_t len = wire_encode_admin_request(&req, &packed);
+
+    int status = EXIT_UNREACHABLE;
+    zsock_t *sock = zsock_new(ZMQ_DEALER);
+    if (!sock) {
+        fprintf(stderr, "pcifleet: cannot create a ZeroMQ socket: %s\n", zmq_strerror(zmq_errno()));
+        free(packed);
+        return EXIT_UNREACHABLE;
+    }
+    zsock_set_linger(sock, 0);
+    zsock_set_sndtimeo(sock, (int)(timeout * 1000));
+    if (zsock_connect(sock, "%s", ep) < 0) {
+        fprintf(stderr, "pcifleet: cannot connect to %s: %s\n", ep, zmq_strerror(zmq_errno()));
+        goto out;
+    }
+    zmsg_t *msg = zmsg_new();
+    zmsg_addmem(msg, NULL, 0);
+    zmsg_addmem(msg, packed, len);
+    if (zmsg_send(&msg, sock) < 0) {
+        zmsg_destroy(&msg);
+        fprintf(stderr, "pcifleet: no answer from the controller at %s\n", ep);
+        goto out;
+    }
+    zpoller_t *poller = zpoller_new(sock, NULL);
+    zpoller_set_nonstop(poller, false);
+    void *ready = zpoller_wait(poller, (int)(timeout * 1000));
+    zpoller_destroy(&poller);
+    if (!ready) {
+        fprintf(stderr, "pcifleet: no answer from the controller at %s within %g s\n", ep, timeout);
+        goto out;
+    }
+    zmsg_t *rep = zmsg_recv(sock);
+    zframe_t *body = rep ? zmsg_last(rep) : NULL;
+    Pcifleet__AdminReply *r = NULL;
+    char *err = NULL;
+    if (!body || wire_decode_admin_reply(zframe_data(body), zframe_size(body), MAX_REPLY, &r, &err) != 0) {
+        fprintf(stderr, "pcifleet: the controller at %s sent a reply this pcifleet cannot read: %s\n", ep,
+                err ? err : "no reply frame");
+        free(err);
+        zmsg_destroy(&rep);
+        status = 1;
+        goto out;
+    }
+    zmsg_destroy(&rep);
+    if (r->body && *r->body) {
+        size_t blen = strlen(r->body);
+        fwrite(r->body, 1, blen, stdout);
+        if (r->body[blen - 1] != '\n')
+            fputc('\n', stdout);
+    }
+    if (r->status != 0 && r->error && *r->error)
+        fprintf(stderr, "pcifleet: %s\n", r->error);
+    status = r->status < 0 || r->status > 255 ? 1 : r->status;
+    wire_admin_reply_free(&r);
+    if (fflush(stdout) != 0 && status == 0)
+        status = 1;
+out:
+    zsock_destroy(&sock);
+    free(packed);
+    return status;
+}
+
+int main(int argc, char **argv)
+{
+    static const struct option opts[] = {
+        {"admin", required_argument, NULL, 'a'},
+        {"json", no_argument, NULL, 'j'},
+        {"timeout", required_argument, NULL, 't'},
+        {"help", no_argument, NULL, 'h'},
+        {"version", no_argument, NULL, 'V'},
+        {NULL, 0, NULL, 0},
+    };
+    const char *admin = getenv("PCIFLEET_ADMIN");
+    if (!admin || !*admin)
+        admin = DEFAULT_ADMIN;
+    bool json = false;
+    double timeout = 5;
+    int c;
+    while ((c = getopt_long(argc, argv, "+hV", opts, NULL)) != -1) {
+        switch (c) {
+        case 'a': admin = optarg; break;
+        case 'j': json = true; break;
+        case 't': {
+            char *end;
+            errno = 0;
+            timeout = strtod(optarg, &end);
+            if (errno || end == optarg || *end || !isfinite(timeout) || timeout <= 0 || timeout > 86400) {
+                fprintf(stderr, "pcifleet: --timeout must be a number of seconds above 0, not '%s'\n", optarg);
+                return 2;
+            }
+            break;
+        }
+        case 'h': usage(stdout); return 0;
+        case 'V': printf("pcifleet %s\n", PCIFLEET_VERSION); return 0;
+        default: fputs("Try 'pcifleet --help'.\n", stderr); return 2;
+        }
+    }
+    if (optind >= argc) {
+        usage(stderr);
+        return 2;
+    }
+    /* The command's words, with "--json" taken out wherever it stands. */
+    int n = 0;
+    char **words = xcalloc((size_t)(argc - optind) + 1, sizeof *words);
+    for (int i = optind; i < argc; i++) {
+        if (strcmp(argv[i], "--json") == 0)
+            json = true;
+        else
+            words[n++] = argv[i];
+    }
+    int status;
+    const char *cmd = words[0];
+    if (!cmd) {
+        usage(stderr);
+        status = 2;
+    } else if (strcmp(cmd, "help") == 0 || (n >= 2 && is_remote(cmd) && (strcmp(words[1], "--help") == 0 ||
+                                                                      strcmp(words[1], "-h") == 0))) {
+        usage(stdout);
+        status = 0;
+    } else if (strcmp(cmd, "keygen") == 0) {
+        status = cmd_keygen(n, words, json);
+    } else if (strcmp(cmd, "fingerprint") == 0) {
+        status = cmd_fingerprint(n, words, json);
+    } else if (is_remote(cmd)) {
+        /* No czmq signal handler: Ctrl-C ends the CLI at once. */
+        zsys_handler_set(NULL);
+        status = remote(admin, timeout, n, words, json);
+    } else {
+        fprintf(stderr, "pcifleet: unknown command '%s' (try --help)\n", cmd);
+        status = 2;
+    }
+    free(words);
+    return status;
+}

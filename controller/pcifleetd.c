@@ -1,0 +1,571 @@
+/* pcifleetd — the pcifleet controller.
+ *
+ * One czmq loop (zloop) serves:
+ *   - the agents: a ROUTER bound to --listen, CURVE server with the
+ *     controller's key pair; the ZAP handler (zap.c) tags every frame with
+ *     its sender's public key and ingest.c decides what it may do;
+ *   - the admin socket: a ROUTER bound to --admin (ipc:// mode 0600, or
+ *     loopback tcp://) answering `pcifleet` (admin.c, query.c);
+ *   - a one-second timer marking nodes offline after --offline-after seconds
+ *     without a heartbeat, and picking up keys copied into DIR/agents/.
+ * SIGTERM/SIGINT stop it cleanly; every ingest is its own committed
+ * transaction, so even SIGKILL loses nothing already acknowledged.
+ *
+ * Exit status: 0 stopped on a signal, 1 bad usage or config, 2 could not
+ * start (database, keys, endpoints). */
+#include "admin.h"
+#include "buf.h"
+#include "config.h"
+#include "ingest.h"
+#include "keyfp.h"
+#include "keys.h"
+#include "log.h"
+#include "query.h"
+#include "store.h"
+#include "strv.h"
+#include "wire.h"
+#include "zap.h"
+
+#include <czmq.h>
+#include <errno.h>
+#include <getopt.h>
+#include <limits.h>
+#include <pthread.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+
+#ifndef PCIFLEET_VERSION
+#define PCIFLEET_VERSION "0.0.0"
+#endif
+
+#define DEFAULT_CONFIG "/etc/pcifleet/pcifleetd.conf"
+#define DEFAULT_DB "/var/lib/pcifleet/pcifleet.db"
+#define DEFAULT_KEYS "/etc/pcifleet/keys"
+#define DEFAULT_LISTEN "tcp://*:7450"
+#define DEFAULT_ADMIN "ipc:///run/pcifleet/admin.sock"
+#define DEFAULT_OFFLINE_AFTER 15 /* three missed 5-second heartbeats */
+/* zmq drops frames above max-frame + this at the transport (and closes the
+ * connection); frames between max-frame and that get a TOO_LARGE Error. */
+#define MAXMSG_SLACK (64 * 1024)
+/* Messages read per wakeup before other sockets get their turn. */
+#define BATCH 256
+
+/* Options, in the order of --help. Every one can come from the config file
+ * under its long name. */
+enum { O_DB, O_LISTEN, O_ADMIN, O_KEYS, O_OFFLINE, O_MAXFRAME, O_SQLTIME, O_SQLROWS, O_LOGLEVEL, O_COUNT };
+static const char *const opt_names[] = {"db",        "listen",         "admin",        "keys",      "offline-after",
+                                        "max-frame", "sql-time-limit", "sql-max-rows", "log-level", NULL};
+static const char *const opt_defaults[] = {DEFAULT_DB, DEFAULT_LISTEN, DEFAULT_ADMIN, DEFAULT_KEYS, "15",
+                                           NULL,       "2000",         "10000",       "info"};
+
+typedef struct {
+    const char *db, *listen, *admin, *keys;
+    int64_t offline_after;
+    size_t max_frame;
+    query_opts_t query;
+} settings_t;
+
+typedef struct {
+    settings_t set;
+    store_t *store;
+    keystore_t *keys;
+    ingest_t *ingest;
+    admin_ctx_t admin;
+    zsock_t *agents;
+    zsock_t *adm;
+    char *agents_dir;
+    struct timespec agents_mtime;
+    bool admin_bound; /* we made the ipc socket file: remove it on the way out */
+} daemon_t;
+
+static volatile sig_atomic_t reload_keys = 0;
+
+static void on_sighup(int sig)
+{
+    (void)sig;
+    reload_keys = 1;
+}
+
+static void usage(FILE *f)
+{
+    fprintf(f,
+            "usage: pcifleetd [OPTIONS]\n"
+            "\n"
+            "The pcifleet controller: takes inventories and heartbeats from agents over\n"
+            "CURVE-encrypted ZeroMQ, keeps the fleet in SQLite and answers `pcifleet`.\n"
+            "\n"
+            "  --db FILE               fleet database (default %s)\n"
+            "  --listen EP             endpoint agents connect to (default %s)\n"
+            "  --admin EP              admin socket for `pcifleet`: ipc://PATH or tcp://127.0.0.1:PORT\n"
+            "                          (default %s, directory 0700, socket 0600)\n"
+            "  --keys DIR              key folder: controller.key[_secret] (made on first start),\n"
+            "                          agents/NODE.key accepted, pending/NODE.key waiting (default %s)\n"
+            "  --offline-after SECONDS a node without heartbeat for this long is offline (default %d)\n"
+            "  --max-frame BYTES       largest agent frame taken (default %u); larger ones get a\n"
+            "                          TOO_LARGE error, giants over BYTES+64KiB are dropped by ZeroMQ\n"
+            "  --sql-time-limit MS     time limit of `pcifleet sql` queries (default 2000)\n"
+            "  --sql-max-rows N        row limit of `pcifleet sql` answers (default 10000)\n"
+            "  --config FILE           read options from FILE (\"name = value\" lines with the long\n"
+            "                          option names); default %s, only if it exists.\n"
+            "                          Command-line options override the file.\n"
+            "  --log-level LEVEL       error, warn, info (default) or debug\n"
+            "  -h, --help              show this help\n"
+            "  -V, --version           print the version\n"
+            "\n"
+            "SIGTERM or SIGINT stops it cleanly; SIGHUP re-reads the accepted keys (also\n"
+            "picked up within a second when DIR/agents/ changes).\n"
+            "Exit status: 0 stopped by a signal, 1 bad usage or config, 2 could not start.\n",
+            DEFAULT_DB, DEFAULT_LISTEN, DEFAULT_ADMIN, DEFAULT_KEYS, DEFAULT_OFFLINE_AFTER, WIRE_MAX_FRAME,
+            DEFAULT_CONFIG);
+}
+
+static int parse_num(const char *name, const char *s, long long lo, long long hi, long long *out)
+{
+    char *end;
+    errno = 0;
+    long long v = strtoll(s, &end, 10);
+    if (errno || end == s || *end || v < lo || v > hi) {
+        fprintf(stderr, "pcifleetd: --%s must be a whole number from %lld to %lld, not '%s'\n", name, lo, hi, s);
+        return -1;
+    }
+    *out = v;
+    return 0;
+}
+
+/* Command line, then config file, then defaults. Returns 0, 1 (exit 1) or
+ * -1 (exit 0: --help/--version printed). */
+static int parse_options(int argc, char **argv, settings_t *set, config_t *cfg, const char **values)
+{
+    static const struct option lopts[] = {
+        {"db", required_argument, NULL, O_DB},
+        {"listen", required_argument, NULL, O_LISTEN},
+        {"admin", required_argument, NULL, O_ADMIN},
+        {"keys", required_argument, NULL, O_KEYS},
+        {"offline-after", required_argument, NULL, O_OFFLINE},
+        {"max-frame", required_argument, NULL, O_MAXFRAME},
+        {"sql-time-limit", required_argument, NULL, O_SQLTIME},
+        {"sql-max-rows", required_argument, NULL, O_SQLROWS},
+        {"log-level", required_argument, NULL, O_LOGLEVEL},
+        {"config", required_argument, NULL, 'c'},
+        {"help", no_argument, NULL, 'h'},
+        {"version", no_argument, NULL, 'V'},
+        {NULL, 0, NULL, 0},
+    };
+    const char *config = NULL;
+    int c;
+    while ((c = getopt_long(argc, argv, "hV", lopts, NULL)) != -1) {
+        if (c >= 0 && c < O_COUNT) {
+            values[c] = optarg;
+            continue;
+        }
+        switch (c) {
+        case 'c': config = optarg; break;
+        case 'h': usage(stdout); return -1;
+        case 'V': printf("pcifleetd %s\n", PCIFLEET_VERSION); return -1;
+        default: fputs("Try 'pcifleetd --help'.\n", stderr); return 1;
+        }
+    }
+    if (optind < argc) {
+        fprintf(stderr, "pcifleetd: unexpected argument '%s' (try --help)\n", argv[optind]);
+        return 1;
+    }
+
+    struct stat st;
+    if (!config && stat(DEFAULT_CONFIG, &st) == 0)
+        config = DEFAULT_CONFIG;
+    if (config) {
+        char *err = NULL;
+        if (config_load(config, opt_names, cfg, &err) < 0) {
+            fprintf(stderr, "pcifleetd: %s\n", err ? err : "cannot read the config file");
+            free(err);
+            return 1;
+        }
+        for (int i = 0; i < O_COUNT; i++)
+            if (!values[i])
+                values[i] = config_get(cfg, opt_names[i]);
+    }
+    for (int i = 0; i < O_COUNT; i++)
+        if (!values[i])
+            values[i] = opt_defaults[i];
+
+    set->db = values[O_DB];
+    set->listen = values[O_LISTEN];
+    set->admin = values[O_ADMIN];
+    set->keys = values[O_KEYS];
+    long long v;
+    if (parse_num("offline-after", values[O_OFFLINE], 1, 86400 * 365, &v) < 0)
+        return 1;
+    set->offline_after = v;
+    set->max_frame = WIRE_MAX_FRAME;
+    if (values[O_MAXFRAME]) {
+        if (parse_num("max-frame", values[O_MAXFRAME], 1024, INT_MAX - MAXMSG_SLACK, &v) < 0)
+            return 1;
+        set->max_frame = (size_t)v;
+    }
+    if (parse_num("sql-time-limit", values[O_SQLTIME], 1, 3600 * 1000, &v) < 0)
+        return 1;
+    set->query.sql_time_limit_ms = (int)v;
+    if (parse_num("sql-max-rows", values[O_SQLROWS], 1, 100000000, &v) < 0)
+        return 1;
+    set->query.sql_max_rows = (size_t)v;
+    int lvl = log_level_parse(values[O_LOGLEVEL]);
+    if (lvl < 0) {
+        fprintf(stderr, "pcifleetd: --log-level must be error, warn, info or debug, not '%s'\n", values[O_LOGLEVEL]);
+        return 1;
+    }
+    log_set_level((log_level_t)lvl);
+    for (int i = 0; i < O_COUNT; i++) {
+        if (values[i] && !*values[i]) {
+            fprintf(stderr, "pcifleetd: --%s must not be empty\n", opt_names[i]);
+            return 1;
+        }
+    }
+    char *err = NULL;
+    if (admin_endpoint_check(set->admin, &err) < 0) {
+        fprintf(stderr, "pcifleetd: %s\n", err);
+        free(err);
+        return 1;
+    }
+    return 0;
+}
+
+static int64_t now_s(void)
+{
+    return (int64_t)time(NULL);
+}
+
+/* ---- agents ---- */
+
+/* Handles one message read from the agents' ROUTER. */
+static void agent_message(daemon_t *d, zmsg_t *msg)
+{
+    zframe_t *id = zmsg_pop(msg);
+    size_t nframes = zmsg_size(msg);
+    zframe_t *payload = zmsg_first(msg);
+    bool delim = false;
+    if (nframes == 2 && zframe_size(payload) == 0) {
+        delim = true; /* a REQ-style envelope: [empty][payload] */
+        payload = zmsg_next(msg);
+        nframes = 1;
+    }
+    uint8_t *reply = NULL;
+    size_t n = 0;
+    const char *key = payload ? zframe_meta(payload, "User-Id") : NULL;
+    const char *peer = payload ? zframe_meta(payload, "Peer-Address") : NULL;
+    if (nframes == 1) {
+        n = ingest_handle(d->ingest, key, peer, zframe_data(payload), zframe_size(payload), now_s(), &reply);
+    } else {
+        n = ingest_refuse_frames(d->ingest, key, peer, nframes, now_s(), &reply);
+    }
+    if (n && id) {
+        zmsg_t *out = zmsg_new();
+        zmsg_append(out, &id);
+        if (delim)
+            zmsg_addmem(out, NULL, 0);
+        zmsg_addmem(out, reply, n);
+        if (zmsg_send(&out, d->agents) < 0)
+            log_debug("could not queue a reply: %s", zmq_strerror(zmq_errno()));
+        zmsg_destroy(&out);
+    }
+    free(reply);
+    zframe_destroy(&id);
+}
+
+static int on_agents(zloop_t *loop, zsock_t *sock, void *arg)
+{
+    (void)loop;
+    daemon_t *d = arg;
+    for (int i = 0; i < BATCH && (zsock_events(sock) & ZMQ_POLLIN); i++) {
+        zmsg_t *msg = zmsg_recv(sock);
+        if (!msg)
+            break;
+        agent_message(d, msg);
+        zmsg_destroy(&msg);
+    }
+    return 0;
+}
+
+/* ---- admin ---- */
+
+static int on_admin(zloop_t *loop, zsock_t *sock, void *arg)
+{
+    (void)loop;
+    daemon_t *d = arg;
+    for (int i = 0; i < BATCH && (zsock_events(sock) & ZMQ_POLLIN); i++) {
+        zmsg_t *msg = zmsg_recv(sock);
+        if (!msg)
+            break;
+        zframe_t *id = zmsg_pop(msg);
+        zframe_t *body = zmsg_last(msg);
+        bool delim = zmsg_size(msg) >= 2 && zframe_size(zmsg_first(msg)) == 0;
+        uint8_t *reply = NULL;
+        size_t n = admin_handle(&d->admin, body ? zframe_data(body) : (const uint8_t *)"",
+                                body ? zframe_size(body) : 0, now_s(), &reply);
+        zmsg_t *out = zmsg_new();
+        zmsg_append(out, &id);
+        if (delim)
+            zmsg_addmem(out, NULL, 0);
+        zmsg_addmem(out, reply, n);
+        zmsg_send(&out, sock);
+        zmsg_destroy(&out);
+        free(reply);
+        zframe_destroy(&id);
+        zmsg_destroy(&msg);
+    }
+    return 0;
+}
+
+/* ---- timer ---- */
+
+static bool agents_dir_changed(daemon_t *d)
+{
+    struct stat st;
+    if (stat(d->agents_dir, &st) < 0)
+        return false;
+    bool changed = st.st_mtim.tv_sec != d->agents_mtime.tv_sec || st.st_mtim.tv_nsec != d->agents_mtime.tv_nsec;
+    d->agents_mtime = st.st_mtim;
+    return changed;
+}
+
+static void reload_keystore(daemon_t *d, const char *why)
+{
+    strv_t before = STRV_INIT, acc = STRV_INIT, pend = STRV_INIT;
+    keystore_list(d->keys, &before, NULL);
+    char *err = NULL;
+    if (keystore_reload(d->keys, &err) < 0) {
+        log_error("cannot re-read the accepted keys in %s: %s", d->agents_dir, err ? err : "?");
+        free(err);
+        strv_free(&before);
+        return;
+    }
+    keystore_list(d->keys, &acc, &pend);
+    bool same = before.n == acc.n;
+    for (size_t i = 0; same && i < acc.n; i++)
+        same = strcmp(before.v[i], acc.v[i]) == 0;
+    /* An accept through the admin socket also changes agents/: say nothing
+     * then, the accept was logged already. */
+    if (!same || strcmp(why, "SIGHUP") == 0)
+        log_info("re-read the accepted keys (%s): %zu accepted, %zu pending", why, acc.n, pend.n);
+    strv_free(&before);
+    strv_free(&acc);
+    strv_free(&pend);
+}
+
+static int on_tick(zloop_t *loop, int timer_id, void *arg)
+{
+    (void)loop;
+    (void)timer_id;
+    daemon_t *d = arg;
+    int64_t now = now_s();
+    strv_t gone = STRV_INIT;
+    char *err = NULL;
+    if (store_mark_offline(d->store, now, d->set.offline_after, &gone, &err) < 0) {
+        log_error("cannot mark silent nodes offline: %s", err ? err : "?");
+        free(err);
+    }
+    for (size_t i = 0; i < gone.n; i++)
+        log_warn("node %s went offline: no heartbeat for %lld s", gone.v[i], (long long)d->set.offline_after);
+    strv_free(&gone);
+    ingest_tick(d->ingest, now);
+    if (reload_keys) {
+        reload_keys = 0;
+        agents_dir_changed(d);
+        reload_keystore(d, "SIGHUP");
+    } else if (agents_dir_changed(d)) {
+        reload_keystore(d, "agents/ changed");
+    }
+    return 0;
+}
+
+/* ---- start and stop ---- */
+
+static int open_keys(daemon_t *d, char pub[KEY_Z85_LEN + 1], char sec[KEY_Z85_LEN + 1])
+{
+    char *err = NULL;
+    char *secret = xasprintf("%s/controller.key_secret", d->set.keys);
+    struct stat st;
+    int rc = 0;
+    if (stat(secret, &st) < 0 && errno == ENOENT) {
+        if (keys_generate(d->set.keys, "controller", &err) < 0) {
+            log_error("cannot create the controller's key pair in %s: %s", d->set.keys, err ? err : "?");
+            rc = -1;
+            goto out;
+        }
+        log_info("created the controller's key pair %s/controller.key and controller.key_secret: give "
+                 "controller.key to every agent (--controller-key)",
+                 d->set.keys);
+    }
+    if (keys_load_pair(secret, pub, sec, &err) < 0) {
+        log_error("cannot load the controller's key pair: %s", err ? err : secret);
+        rc = -1;
+        goto out;
+    }
+    if (keystore_open(d->set.keys, &d->keys, &err) < 0) {
+        log_error("cannot open the key folder %s: %s", d->set.keys, err ? err : "?");
+        rc = -1;
+        goto out;
+    }
+    d->agents_dir = xasprintf("%s/agents", d->set.keys);
+    agents_dir_changed(d);
+out:
+    free(err);
+    free(secret);
+    return rc;
+}
+
+static int bind_agents(daemon_t *d, const char *secret_key)
+{
+    d->agents = zsock_new(ZMQ_ROUTER);
+    if (!d->agents) {
+        log_error("cannot create the agents' socket: %s", zmq_strerror(zmq_errno()));
+        return -1;
+    }
+    zsock_set_zap_domain(d->agents, "pcifleet");
+    zsock_set_curve_server(d->agents, 1);
+    zsock_set_curve_secretkey(d->agents, secret_key);
+    zsock_set_maxmsgsize(d->agents, (int)(d->set.max_frame + MAXMSG_SLACK));
+    zsock_set_sndtimeo(d->agents, 0);
+    zsock_set_sndhwm(d->agents, 1000);
+    zsock_set_rcvhwm(d->agents, 10000);
+    /* ZMTP heartbeats find half-dead TCP connections and free them. */
+    zsock_set_heartbeat_ivl(d->agents, 10000);
+    zsock_set_heartbeat_timeout(d->agents, 30000);
+    zsock_set_linger(d->agents, 0);
+    if (zsock_bind(d->agents, "%s", d->set.listen) < 0) {
+        log_error("cannot listen on %s: %s", d->set.listen, zmq_strerror(zmq_errno()));
+        return -1;
+    }
+    return 0;
+}
+
+static int bind_admin(daemon_t *d)
+{
+    d->adm = zsock_new(ZMQ_ROUTER);
+    if (!d->adm) {
+        log_error("cannot create the admin socket: %s", zmq_strerror(zmq_errno()));
+        return -1;
+    }
+    zsock_set_maxmsgsize(d->adm, ADMIN_MAX_REQUEST + 4096);
+    zsock_set_sndtimeo(d->adm, 0);
+    zsock_set_linger(d->adm, 0);
+    char *err = NULL;
+    if (admin_bind(d->adm, d->set.admin, &err) < 0) {
+        log_error("%s", err ? err : "cannot bind the admin socket");
+        free(err);
+        return -1;
+    }
+    d->admin_bound = true;
+    return 0;
+}
+
+int main(int argc, char **argv)
+{
+    log_init("pcifleetd", LOG_LEVEL_INFO);
+    daemon_t d;
+    memset(&d, 0, sizeof d);
+    config_t cfg = CONFIG_INIT;
+    const char *values[O_COUNT] = {NULL};
+    int rc = parse_options(argc, argv, &d.set, &cfg, values);
+    if (rc != 0) {
+        config_free(&cfg);
+        return rc < 0 ? 0 : 1;
+    }
+
+    /* czmq catches SIGINT/SIGTERM (zsys_interrupted ends the loop); SIGHUP
+     * re-reads the keys; a vanished admin client must not kill us. The
+     * signals stay blocked while ZeroMQ's and the ZAP handler's threads are
+     * made (they inherit the mask), so they reach this thread and wake the
+     * loop at once. */
+    sigset_t sigs, oldmask;
+    sigemptyset(&sigs);
+    sigaddset(&sigs, SIGINT);
+    sigaddset(&sigs, SIGTERM);
+    sigaddset(&sigs, SIGHUP);
+    pthread_sigmask(SIG_BLOCK, &sigs, &oldmask);
+    zsys_init();
+    zsys_set_logident("pcifleetd");
+    struct sigaction sa;
+    memset(&sa, 0, sizeof sa);
+    sa.sa_handler = on_sighup;
+    sigemptyset(&sa.sa_mask);
+    sa.sa_flags = SA_RESTART;
+    sigaction(SIGHUP, &sa, NULL);
+    signal(SIGPIPE, SIG_IGN);
+
+    int status = 2;
+    zactor_t *zap = NULL;
+    zloop_t *loop = NULL;
+    char pub[KEY_Z85_LEN + 1], sec[KEY_Z85_LEN + 1];
+    char *err = NULL;
+    if (open_keys(&d, pub, sec) < 0)
+        goto out;
+    if (store_open(d.set.db, &d.store, &err) < 0) {
+        log_error("cannot open the database %s: %s", d.set.db, err ? err : "?");
+        goto out;
+    }
+    if (!(zap = zap_start(&err))) {
+        log_error("cannot start the ZAP handler: %s", err ? err : "?");
+        goto out;
+    }
+    if (bind_agents(&d, sec) < 0 || bind_admin(&d) < 0)
+        goto out;
+    explicit_bzero(sec, sizeof sec);
+
+    d.ingest = ingest_new(d.store, d.keys, d.set.max_frame);
+    d.admin.store = d.store;
+    d.admin.keys = d.keys;
+    d.admin.ingest = d.ingest;
+    d.admin.query = d.set.query;
+    d.admin.listen = d.set.listen;
+    d.admin.version = PCIFLEET_VERSION;
+    d.admin.started = now_s();
+    d.admin.offline_after = d.set.offline_after;
+
+    char fp[KEYFP_LEN + 1];
+    keyfp_of(pub, fp);
+    strv_t acc = STRV_INIT, pend = STRV_INIT;
+    keystore_list(d.keys, &acc, &pend);
+    log_info("pcifleetd %s: agents on %s (CURVE, controller key %s), admin on %s, database %s (schema %d), "
+             "%zu accepted and %zu pending keys, offline after %lld s, frames up to %zu bytes",
+             PCIFLEET_VERSION, d.set.listen, fp, d.set.admin, d.set.db, store_schema_version(), acc.n, pend.n,
+             (long long)d.set.offline_after, d.set.max_frame);
+    strv_free(&acc);
+    strv_free(&pend);
+
+    pthread_sigmask(SIG_SETMASK, &oldmask, NULL);
+    loop = zloop_new();
+    zloop_reader(loop, d.agents, on_agents, &d);
+    zloop_reader(loop, d.adm, on_admin, &d);
+    zloop_timer(loop, 1000, 0, on_tick, &d);
+    zloop_start(loop); /* returns on SIGINT/SIGTERM */
+    log_info("stopping: %llu frames handled, %llu inventories stored, %llu refused",
+             (unsigned long long)ingest_stats(d.ingest)->frames,
+             (unsigned long long)ingest_stats(d.ingest)->inventories,
+             (unsigned long long)ingest_stats(d.ingest)->refused);
+    status = 0;
+
+out:
+    explicit_bzero(sec, sizeof sec);
+    free(err);
+    zloop_destroy(&loop);
+    zsock_destroy(&d.adm);
+    /* libzmq leaves the ipc socket file behind; a later start would replace
+     * it anyway, but a clean stop leaves nothing that looks alive. */
+    if (d.admin_bound && strncmp(d.set.admin, "ipc://", 6) == 0)
+        unlink(d.set.admin + 6);
+    zsock_destroy(&d.agents);
+    zap_stop(&zap);
+    ingest_destroy(&d.ingest);
+    store_close(&d.store);
+    keystore_destroy(&d.keys);
+    free(d.agents_dir);
+    config_free(&cfg);
+    if (status == 0)
+        log_info("stopped");
+    return status;
+}

@@ -1,0 +1,448 @@
+/* ingest and admin: what the controller does with each frame an agent sends
+ * and each admin request, without sockets. The store, key folder and
+ * inventory are real (a fixture host scanned by the agent's code). Each test
+ * states what it proves. */
+#include "testutil.h"
+
+#include "admin.h"
+#include "buf.h"
+#include "ingest.h"
+#include "inventory.h"
+#include "keyfp.h"
+#include "keys.h"
+#include "log.h"
+#include "report_pb.h"
+#include "store.h"
+#include "wire.h"
+
+#include <sqlite3.h>
+#include <stdlib.h>
+#include <string.h>
+
+#define MAX_FRAME (256u * 1024)
+
+typedef struct {
+    char *dir;
+    keystore_t *ks;
+    store_t *store;
+    ingest_t *ig;
+    char key_a[KEY_Z85_LEN + 1]; /* accepted for node-a */
+    char key_b[KEY_Z85_LEN + 1]; /* unknown */
+    Pcifleet__Inventory *inv;   /* node-a's inventory */
+} fx_t;
+
+static void load_pub(const char *dir, const char *name, char out[KEY_Z85_LEN + 1])
+{
+    char *err = NULL;
+    char *path = xasprintf("%s/%s.key", dir, name);
+    assert_int_equal(keys_load_public(path, out, &err), 0);
+    free(path);
+}
+
+static int setup(void **state)
+{
+    fx_t *f = xcalloc(1, sizeof *f);
+    char *err = NULL;
+    f->dir = tu_tmpdir();
+    char *keys = xasprintf("%s/keys", f->dir), *ak = xasprintf("%s/ak", f->dir);
+    assert_int_equal(keys_generate(ak, "node-a", &err), 0);
+    assert_int_equal(keys_generate(ak, "node-b", &err), 0);
+    load_pub(ak, "node-a", f->key_a);
+    load_pub(ak, "node-b", f->key_b);
+    assert_int_equal(keystore_open(keys, &f->ks, &err), 0);
+    /* node-a is accepted the way an operator copies a key in. */
+    char *cmd = xasprintf("cp '%s/node-a.key' '%s/agents/node-a.key'", ak, keys);
+    int st;
+    free(tu_run(cmd, &st));
+    assert_int_equal(st, 0);
+    free(cmd);
+    assert_int_equal(keystore_reload(f->ks, &err), 0);
+    assert_string_equal(keystore_node_for(f->ks, f->key_a), "node-a");
+
+    char *db = xasprintf("%s/fleet.db", f->dir);
+    assert_int_equal(store_open(db, &f->store, &err), 0);
+    f->ig = ingest_new(f->store, f->ks, MAX_FRAME);
+
+    char *root = tu_fixture_src("amd-default-on"); /* only read */
+    scan_opts_t so = {root, "node-a", NULL};
+    inventory_t *inv = NULL;
+    assert_int_equal(inventory_scan(&so, &inv, &err), 0);
+    assert_int_equal(report_to_pb(inv, &f->inv), 0);
+    inventory_destroy(&inv);
+    free(root);
+    free(db);
+    free(keys);
+    free(ak);
+    *state = f;
+    return 0;
+}
+
+static int teardown(void **state)
+{
+    fx_t *f = *state;
+    report_pb_free(&f->inv);
+    ingest_destroy(&f->ig);
+    assert_null(f->ig);
+    store_close(&f->store);
+    keystore_destroy(&f->ks);
+    tu_rm_rf(f->dir);
+    free(f->dir);
+    free(f);
+    return 0;
+}
+
+/* An envelope for node with one body: 'h' Hello, 'b' Heartbeat, 'i'
+ * Inventory; hash (may be NULL) goes into Hello/Heartbeat. */
+static size_t frame(fx_t *f, const char *node, int kind, uint64_t seq, const uint8_t *hash, uint8_t **out)
+{
+    Pcifleet__Envelope env = PCIFLEET__ENVELOPE__INIT;
+    Pcifleet__Hello hello = PCIFLEET__HELLO__INIT;
+    Pcifleet__Heartbeat hb = PCIFLEET__HEARTBEAT__INIT;
+    env.seq = seq;
+    env.node = (char *)node;
+    if (kind == 'h') {
+        hello.agent_version = (char *)"test";
+        hello.boot_id = (char *)"boot-1";
+        if (hash) {
+            hello.inventory_hash.data = (uint8_t *)hash;
+            hello.inventory_hash.len = WIRE_HASH_LEN;
+        }
+        env.body_case = PCIFLEET__ENVELOPE__BODY_HELLO;
+        env.hello = &hello;
+    } else if (kind == 'b') {
+        hb.boot_id = (char *)"boot-1";
+        if (hash) {
+            hb.inventory_hash.data = (uint8_t *)hash;
+            hb.inventory_hash.len = WIRE_HASH_LEN;
+        }
+        env.body_case = PCIFLEET__ENVELOPE__BODY_HEARTBEAT;
+        env.heartbeat = &hb;
+    } else {
+        env.body_case = PCIFLEET__ENVELOPE__BODY_INVENTORY;
+        env.inventory = f->inv;
+    }
+    return wire_encode(&env, out);
+}
+
+/* Sends one frame through ingest and decodes the reply (NULL: none). */
+static Pcifleet__Envelope *handle(fx_t *f, const char *key, const uint8_t *buf, size_t len)
+{
+    uint8_t *reply = NULL;
+    size_t n = ingest_handle(f->ig, key, "192.0.2.1", buf, len, 1700000000, &reply);
+    if (n == 0) {
+        assert_null(reply);
+        return NULL;
+    }
+    Pcifleet__Envelope *env = NULL;
+    char *err = NULL;
+    assert_int_equal(wire_decode(reply, n, 0, &env, &err), 0);
+    free(reply);
+    return env;
+}
+
+static Pcifleet__Envelope *send_kind(fx_t *f, const char *key, const char *node, int kind, uint64_t seq,
+                                     const uint8_t *hash)
+{
+    uint8_t *buf = NULL;
+    size_t len = frame(f, node, kind, seq, hash, &buf);
+    Pcifleet__Envelope *r = handle(f, key, buf, len);
+    free(buf);
+    return r;
+}
+
+static void assert_error(Pcifleet__Envelope *r, int code, const char *contains)
+{
+    assert_non_null(r);
+    assert_int_equal(r->body_case, PCIFLEET__ENVELOPE__BODY_ERROR);
+    assert_int_equal(r->error->code, code);
+    if (contains && !strstr(r->error->message, contains))
+        fail_msg("error message '%s' lacks '%s'", r->error->message, contains);
+}
+
+static int64_t count(fx_t *f, const char *sql)
+{
+    sqlite3_stmt *st = NULL;
+    assert_int_equal(sqlite3_prepare_v2(store_db(f->store), sql, -1, &st, NULL), SQLITE_OK);
+    assert_int_equal(sqlite3_step(st), SQLITE_ROW);
+    int64_t n = sqlite3_column_int64(st, 0);
+    sqlite3_finalize(st);
+    return n;
+}
+
+/* An unknown key is refused with the command to run, recorded as pending
+ * for the node it names, and nothing is stored for it. */
+static void test_unknown_key_is_pending(void **state)
+{
+    fx_t *f = *state;
+    Pcifleet__Envelope *r = send_kind(f, f->key_b, "node-b", 'i', 7, NULL);
+    assert_error(r, PCIFLEET__ERROR__CODE__CODE_KEY_NOT_ACCEPTED, "run `pcifleet keys accept node-b`");
+    assert_int_equal(r->error->seq, 7);
+    wire_free(&r);
+    assert_string_equal(keystore_pending_key(f->ks, "node-b"), f->key_b);
+    assert_int_equal(count(f, "SELECT count(*) FROM nodes"), 0);
+    /* Again: same answer, still one pending key, still nothing stored. */
+    r = send_kind(f, f->key_b, "node-b", 'h', 8, NULL);
+    assert_error(r, PCIFLEET__ERROR__CODE__CODE_KEY_NOT_ACCEPTED, "pending");
+    wire_free(&r);
+    assert_int_equal(count(f, "SELECT count(*) FROM nodes"), 0);
+    /* A connection without a CURVE key is refused the same way, and no
+     * pending key is invented for it. */
+    r = send_kind(f, NULL, "node-c", 'h', 9, NULL);
+    assert_error(r, PCIFLEET__ERROR__CODE__CODE_KEY_NOT_ACCEPTED, NULL);
+    wire_free(&r);
+    assert_null(keystore_pending_key(f->ks, "node-c"));
+}
+
+/* The accepted path: Hello of an unknown node asks for the inventory; the
+ * inventory is stored and acknowledged by seq; a heartbeat with the stored
+ * hash costs no reply, one with another hash asks again; Hello with the
+ * stored hash is acknowledged. */
+static void test_report_cycle(void **state)
+{
+    fx_t *f = *state;
+    Pcifleet__Envelope *r = send_kind(f, f->key_a, "node-a", 'h', 1, f->inv->hash.data);
+    assert_non_null(r);
+    assert_int_equal(r->body_case, PCIFLEET__ENVELOPE__BODY_RESEND);
+    wire_free(&r);
+
+    r = send_kind(f, f->key_a, "node-a", 'i', 2, NULL);
+    assert_non_null(r);
+    assert_int_equal(r->body_case, PCIFLEET__ENVELOPE__BODY_ACK);
+    assert_int_equal(r->ack->seq, 2);
+    wire_free(&r);
+    assert_int_equal(count(f, "SELECT count(*) FROM devices WHERE node = 'node-a'"), (int64_t)f->inv->n_devices);
+    assert_int_equal(count(f, "SELECT online FROM nodes WHERE name = 'node-a'"), 1);
+
+    r = send_kind(f, f->key_a, "node-a", 'b', 3, f->inv->hash.data);
+    assert_null(r);
+
+    uint8_t other[WIRE_HASH_LEN];
+    memset(other, 0xa5, sizeof other);
+    r = send_kind(f, f->key_a, "node-a", 'b', 4, other);
+    assert_non_null(r);
+    assert_int_equal(r->body_case, PCIFLEET__ENVELOPE__BODY_RESEND);
+    wire_free(&r);
+
+    r = send_kind(f, f->key_a, "node-a", 'h', 5, f->inv->hash.data);
+    assert_non_null(r);
+    assert_int_equal(r->body_case, PCIFLEET__ENVELOPE__BODY_ACK);
+    assert_int_equal(r->ack->seq, 5);
+    wire_free(&r);
+
+    const ingest_stats_t *st = ingest_stats(f->ig);
+    assert_int_equal(st->inventories, 1);
+    assert_int_equal(st->refused, 0);
+}
+
+/* An accepted key cannot speak for another node: WRONG_NODE, nothing
+ * stored under either name, and the real node's data stays intact. */
+static void test_wrong_node(void **state)
+{
+    fx_t *f = *state;
+    Pcifleet__Envelope *r = send_kind(f, f->key_a, "node-a", 'i', 1, NULL);
+    wire_free(&r);
+    int64_t devices = count(f, "SELECT count(*) FROM devices");
+    r = send_kind(f, f->key_a, "node-b", 'i', 2, NULL);
+    assert_error(r, PCIFLEET__ERROR__CODE__CODE_WRONG_NODE, "belongs to node node-a");
+    wire_free(&r);
+    r = send_kind(f, f->key_a, "", 'h', 3, NULL);
+    assert_error(r, PCIFLEET__ERROR__CODE__CODE_WRONG_NODE, "names no node");
+    wire_free(&r);
+    assert_int_equal(count(f, "SELECT count(*) FROM nodes WHERE name = 'node-b'"), 0);
+    assert_int_equal(count(f, "SELECT count(*) FROM devices"), devices);
+}
+
+/* Frames the decoder refuses get its code, over-size frames are refused
+ * before decoding, and a frame split over several parts is malformed. */
+static void test_bad_frames(void **state)
+{
+    fx_t *f = *state;
+    uint8_t garbage[64];
+    for (size_t i = 0; i < sizeof garbage; i++)
+        garbage[i] = (uint8_t)(i * 37 + 11);
+    Pcifleet__Envelope *r = handle(f, f->key_a, garbage, sizeof garbage);
+    assert_error(r, PCIFLEET__ERROR__CODE__CODE_MALFORMED, NULL);
+    wire_free(&r);
+
+    uint8_t *big = xcalloc(1, MAX_FRAME + 1);
+    r = handle(f, f->key_a, big, MAX_FRAME + 1);
+    assert_error(r, PCIFLEET__ERROR__CODE__CODE_TOO_LARGE, "limit");
+    wire_free(&r);
+    free(big);
+
+    /* A Hello with protocol version 2, packed by hand. */
+    Pcifleet__Envelope env = PCIFLEET__ENVELOPE__INIT;
+    Pcifleet__Hello hello = PCIFLEET__HELLO__INIT;
+    env.version = 2;
+    env.node = (char *)"node-a";
+    env.body_case = PCIFLEET__ENVELOPE__BODY_HELLO;
+    env.hello = &hello;
+    uint8_t buf[256];
+    size_t n = pcifleet__envelope__pack(&env, buf);
+    r = handle(f, f->key_a, buf, n);
+    assert_error(r, PCIFLEET__ERROR__CODE__CODE_BAD_VERSION, NULL);
+    wire_free(&r);
+
+    uint8_t *reply = NULL;
+    n = ingest_refuse_frames(f->ig, f->key_a, "192.0.2.1", 3, 1700000000, &reply);
+    assert_true(n > 0);
+    assert_int_equal(wire_decode(reply, n, 0, &r, &(char *){NULL}), 0);
+    assert_error(r, PCIFLEET__ERROR__CODE__CODE_MALFORMED, "exactly one frame");
+    wire_free(&r);
+    free(reply);
+
+    assert_int_equal(ingest_stats(f->ig)->refused, 4);
+    assert_int_equal(count(f, "SELECT count(*) FROM nodes"), 0);
+    ingest_tick(f->ig, 1700000000 + 3600); /* forgets the limiter state */
+}
+
+/* admin: one AdminRequest in, one AdminReply out. */
+static Pcifleet__AdminReply *admin(fx_t *f, bool json, int argc, ...)
+{
+    char *argv[8];
+    va_list ap;
+    va_start(ap, argc);
+    for (int i = 0; i < argc; i++)
+        argv[i] = va_arg(ap, char *);
+    va_end(ap);
+    Pcifleet__AdminRequest req = PCIFLEET__ADMIN_REQUEST__INIT;
+    req.argv = argv;
+    req.n_argv = (size_t)argc;
+    req.json = json;
+    uint8_t *buf = NULL;
+    size_t len = wire_encode_admin_request(&req, &buf);
+    admin_ctx_t ctx = {f->store, f->ks, f->ig, {2000, 10000}, "tcp://*:7450", "test", 1700000000, 15};
+    uint8_t *out = NULL;
+    size_t n = admin_handle(&ctx, buf, len, 1700000001, &out);
+    free(buf);
+    Pcifleet__AdminReply *r = NULL;
+    char *err = NULL;
+    assert_int_equal(wire_decode_admin_reply(out, n, 0, &r, &err), 0);
+    free(out);
+    return r;
+}
+
+/* `keys` lists accepted and pending keys with fingerprints (table and
+ * JSON); `keys accept NODE` moves a pending key in, after which the key's
+ * messages are taken; mistakes get status 1 or 2 with a sentence. */
+static void test_admin_keys(void **state)
+{
+    fx_t *f = *state;
+    Pcifleet__Envelope *e = send_kind(f, f->key_b, "node-b", 'h', 1, NULL);
+    wire_free(&e);
+    char fp_b[KEYFP_LEN + 1];
+    assert_int_equal(keyfp_of(f->key_b, fp_b), 0);
+
+    Pcifleet__AdminReply *r = admin(f, false, 1, "keys");
+    assert_int_equal(r->status, 0);
+    assert_non_null(strstr(r->body, "node-a"));
+    assert_non_null(strstr(r->body, "accepted"));
+    assert_non_null(strstr(r->body, fp_b));
+    wire_admin_reply_free(&r);
+
+    r = admin(f, false, 2, "keys", "--json");
+    assert_int_equal(r->status, 0);
+    assert_non_null(strstr(r->body, "\"pending\""));
+    assert_non_null(strstr(r->body, "\"node\": \"node-b\""));
+    wire_admin_reply_free(&r);
+
+    r = admin(f, false, 3, "keys", "accept", "node-b");
+    assert_int_equal(r->status, 0);
+    assert_non_null(strstr(r->body, fp_b));
+    wire_admin_reply_free(&r);
+    assert_string_equal(keystore_node_for(f->ks, f->key_b), "node-b");
+    assert_int_equal(count(f, "SELECT count(*) FROM events WHERE kind = 'key-accepted' AND node = 'node-b'"), 1);
+    e = send_kind(f, f->key_b, "node-b", 'h', 2, NULL);
+    assert_non_null(e);
+    assert_int_equal(e->body_case, PCIFLEET__ENVELOPE__BODY_RESEND);
+    wire_free(&e);
+
+    r = admin(f, false, 3, "keys", "accept", "node-z");
+    assert_int_equal(r->status, 1);
+    assert_non_null(strstr(r->error, "node-z"));
+    wire_admin_reply_free(&r);
+    r = admin(f, false, 3, "keys", "accept", "../x");
+    assert_int_equal(r->status, 2);
+    wire_admin_reply_free(&r);
+    r = admin(f, false, 2, "keys", "frob");
+    assert_int_equal(r->status, 2);
+    assert_non_null(strstr(r->error, "frob"));
+    wire_admin_reply_free(&r);
+    r = admin(f, false, 0);
+    assert_int_equal(r->status, 2);
+    wire_admin_reply_free(&r);
+    r = admin(f, true, 1, "status");
+    assert_int_equal(r->status, 0);
+    assert_non_null(strstr(r->body, "\"accepted_keys\": 2"));
+    wire_admin_reply_free(&r);
+}
+
+/* Bytes that are not an AdminRequest get status 2, not a crash. */
+static void test_admin_garbage(void **state)
+{
+    fx_t *f = *state;
+    admin_ctx_t ctx = {f->store, f->ks, f->ig, {2000, 10000}, "tcp://*:7450", "test", 0, 15};
+    static const uint8_t junk[] = {0xff, 0xff, 0xff, 0x0f, 0x12, 0x80};
+    uint8_t *out = NULL;
+    size_t n = admin_handle(&ctx, junk, sizeof junk, 1, &out);
+    Pcifleet__AdminReply *r = NULL;
+    char *err = NULL;
+    assert_int_equal(wire_decode_admin_reply(out, n, 0, &r, &err), 0);
+    free(out);
+    assert_int_equal(r->status, 2);
+    assert_non_null(strstr(r->error, "bad admin request"));
+    wire_admin_reply_free(&r);
+}
+
+/* Only ipc:// paths and loopback tcp:// are admin endpoints. */
+static void test_admin_endpoints(void **state)
+{
+    (void)state;
+    static const char *const good[] = {"ipc:///run/pcifleet/admin.sock", "ipc://rel.sock", "tcp://127.0.0.1:7451",
+                                       "tcp://127.9.8.7:1", "tcp://localhost:7451", "tcp://[::1]:7451"};
+    static const char *const bad[] = {"tcp://0.0.0.0:7451", "tcp://*:7451",    "tcp://10.0.0.1:7451",
+                                      "tcp://127.0.0.1",    "tcp://eth0:7451", "ipc://@abstract",
+                                      "ipc://",             "inproc://x",      "tcp://127.0.0.1.evil:1"};
+    for (size_t i = 0; i < sizeof good / sizeof *good; i++) {
+        char *err = NULL;
+        if (admin_endpoint_check(good[i], &err) != 0)
+            fail_msg("%s refused: %s", good[i], err);
+    }
+    for (size_t i = 0; i < sizeof bad / sizeof *bad; i++) {
+        char *err = NULL;
+        if (admin_endpoint_check(bad[i], &err) == 0)
+            fail_msg("%s accepted", bad[i]);
+        assert_non_null(err);
+        free(err);
+    }
+}
+
+/* Fingerprints are stable and refuse what is not a key. */
+static void test_keyfp(void **state)
+{
+    fx_t *f = *state;
+    char a[KEYFP_LEN + 1], b[KEYFP_LEN + 1];
+    assert_int_equal(keyfp_of(f->key_a, a), 0);
+    assert_int_equal(keyfp_of(f->key_a, b), 0);
+    assert_string_equal(a, b);
+    assert_int_equal(strlen(a), KEYFP_LEN);
+    assert_int_equal(strncmp(a, "sha256:", 7), 0);
+    assert_int_not_equal(keyfp_of("short", a), 0);
+    assert_int_not_equal(keyfp_of(NULL, a), 0);
+}
+
+int main(void)
+{
+    log_init("test_ingest", LOG_LEVEL_ERROR);
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test_setup_teardown(test_unknown_key_is_pending, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_report_cycle, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_wrong_node, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_bad_frames, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_admin_keys, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_admin_garbage, setup, teardown),
+        cmocka_unit_test(test_admin_endpoints),
+        cmocka_unit_test_setup_teardown(test_keyfp, setup, teardown),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
