@@ -159,8 +159,11 @@ static int read_config(struct pci_access *a, pci_dev_info_t *info)
     pci_jump = &jb;
     if (setjmp(jb) != 0) {
         pci_jump = NULL;
-        /* libpci's state for this device may be half-built: leak it rather
-         * than free a structure it was in the middle of changing. */
+        /* libpci fails between whole updates of the device (every pointer
+         * it holds is NULL or complete), so freeing it here is safe and
+         * keeps a broken tree from leaking one struct per bad function. */
+        if (dev)
+            pci_free_dev(dev);
         return -EIO;
     }
     dev = pci_get_dev(a, (int)info->domain, (int)info->bus, (int)info->dev, (int)info->func);
