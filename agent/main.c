@@ -18,7 +18,7 @@
 
 static void usage(FILE *f)
 {
-    fputs("usage: pcifleet-agent [--version] [--help] COMMAND [OPTIONS]\n"
+    fputs("usage: pcifleet-agent [-V|--version] [-h|--help] COMMAND [OPTIONS]\n"
           "\n"
           "Commands:\n"
           "  scan      inventory this node: IOMMU state and verdict, bootloader, vfio\n"
@@ -32,6 +32,7 @@ static void usage(FILE *f)
 static void scan_usage(FILE *f)
 {
     fputs("usage: pcifleet-agent scan [--root DIR] [--json] [--node NAME] [--pci-ids FILE]\n"
+          "                           [--config FILE]\n"
           "\n"
           "Reads the node through DIR (default /) and prints a summary, or with --json\n"
           "the full report the agent sends to the controller.\n"
@@ -40,10 +41,13 @@ static void scan_usage(FILE *f)
           "  --json           print one JSON document instead of the summary\n"
           "  --node NAME      node name to report (default: DIR/etc/hostname)\n"
           "  --pci-ids FILE   pci.ids file used to name devices (default: libpci's)\n"
+          "  --config FILE    the agent's config file (default " AGENT_DEFAULT_CONFIG ", read\n"
+          "                   when it exists): its root, node and pci-ids apply here too, so\n"
+          "                   scan reports the node as `run` does; options given here win\n"
           "  -h, --help       show this help\n"
           "\n"
           "Exit status: 0 report printed (problems reading the node are listed in it),\n"
-          "1 bad usage, 2 the root cannot be read at all.\n",
+          "1 bad usage or config, 2 the root cannot be read at all.\n",
           f);
 }
 
@@ -52,9 +56,11 @@ static int cmd_scan(int argc, char **argv)
     static const struct option opts[] = {
         {"root", required_argument, NULL, 'r'}, {"json", no_argument, NULL, 'j'},
         {"node", required_argument, NULL, 'n'}, {"pci-ids", required_argument, NULL, 'i'},
-        {"help", no_argument, NULL, 'h'},       {NULL, 0, NULL, 0},
+        {"config", required_argument, NULL, 'f'}, {"help", no_argument, NULL, 'h'},
+        {NULL, 0, NULL, 0},
     };
     scan_opts_t so = {NULL, NULL, NULL};
+    const char *config_path = NULL;
     bool as_json = false;
     int c;
     optind = 1;
@@ -64,6 +70,7 @@ static int cmd_scan(int argc, char **argv)
         case 'j': as_json = true; break;
         case 'n': so.node = optarg; break;
         case 'i': so.ids_file = optarg; break;
+        case 'f': config_path = optarg; break;
         case 'h': scan_usage(stdout); return 0;
         default: scan_usage(stderr); return 1;
         }
@@ -73,9 +80,27 @@ static int cmd_scan(int argc, char **argv)
         scan_usage(stderr);
         return 1;
     }
-    inventory_t *inv = NULL;
+    /* The same file `run` reads (never under --root); the options that mean
+     * something to a scan come from it unless given here. */
+    config_t file = CONFIG_INIT;
     char *err = NULL;
-    if (inventory_scan(&so, &inv, &err) < 0) {
+    if (!config_path && access(AGENT_DEFAULT_CONFIG, F_OK) == 0)
+        config_path = AGENT_DEFAULT_CONFIG;
+    if (config_path && config_load(config_path, agent_daemon_config_keys, &file, &err) < 0) {
+        fprintf(stderr, "pcifleet-agent scan: %s\n", err);
+        free(err);
+        return 1;
+    }
+    if (!so.root)
+        so.root = config_get(&file, "root");
+    if (!so.node)
+        so.node = config_get(&file, "node");
+    if (!so.ids_file)
+        so.ids_file = config_get(&file, "pci-ids");
+    inventory_t *inv = NULL;
+    int rc = inventory_scan(&so, &inv, &err);
+    config_free(&file);
+    if (rc < 0) {
         fprintf(stderr, "pcifleet-agent: %s\n", err);
         free(err);
         return 2;
@@ -230,7 +255,7 @@ int main(int argc, char **argv)
         usage(stdout);
         return 0;
     }
-    if (strcmp(cmd, "--version") == 0) {
+    if (strcmp(cmd, "--version") == 0 || strcmp(cmd, "-V") == 0) {
         printf("pcifleet-agent %s\n", agent_version());
         return 0;
     }

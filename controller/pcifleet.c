@@ -7,6 +7,7 @@
  * A controller that cannot be reached or does not answer within --timeout
  * gives exit status 3. */
 #include "buf.h"
+#include "config.h"
 #include "json.h"
 #include "keyfp.h"
 #include "keys.h"
@@ -20,6 +21,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <sys/socket.h>
 #include <sys/un.h>
 #include <unistd.h>
@@ -36,9 +38,41 @@
 static const char *const remote_commands[] = {"keys", "nodes", "nics", "groups", "vms",
                                               "show", "events", "sql",  "status", NULL};
 
+/* `pcifleet COMMAND --help`: synopsis and what it does, in the order of
+ * remote_commands. */
+static const char *const remote_usage[][2] = {
+    {"keys\n       pcifleet [OPTIONS] keys accept NODE",
+     "Lists the accepted and pending agent keys with their fingerprints, or accepts the\n"
+     "key NODE's agent tried to connect with (compare its fingerprint with\n"
+     "`pcifleet fingerprint NODE.key` on the node first)."},
+    {"nodes", "Every node: online, IOMMU verdict, boot loader, NIC and VM counts, last seen."},
+    {"nics [--node N] [--model VVVV:DDDD] [--free]",
+     "The fleet's NICs. --free keeps those in no VM's config, not the management NIC,\n"
+     "and assignable alone (isolated IOMMU group)."},
+    {"groups NODE", "A node's IOMMU groups, their devices, and whether each is isolated."},
+    {"vms [--non-migratable]", "VMs and their passthrough devices, with the reasons a VM cannot migrate."},
+    {"show NODE", "Everything known about one node."},
+    {"events [OPTIONS]",
+     "The event log: online/offline, IOMMU changes, devices appearing or vanishing,\n"
+     "VMs holding devices, keys accepted. The controller names the OPTIONS it takes\n"
+     "when one is wrong."},
+    {"sql \"SELECT ...\"",
+     "Read-only SQL over the views v_nodes, v_devices, v_nics, v_groups, v_vms\n"
+     "(docs/db.md), run by the controller with a time and a row limit."},
+    {"status", "The controller's version, endpoints and counters."},
+};
+
+_Static_assert(sizeof remote_usage / sizeof remote_usage[0] ==
+                   sizeof remote_commands / sizeof remote_commands[0] - 1,
+               "every remote command has its usage");
+
+#define DEFAULT_CONFIG "/etc/pcifleet/pcifleet.conf"
+/* Keys of the config file: the long options, without "--". */
+static const char *const config_keys[] = {"admin", "json", "timeout", NULL};
+
 static void usage(FILE *f)
 {
-    fputs("usage: pcifleet [--admin EP] [--json] [--timeout SECONDS] COMMAND [ARGS]\n"
+    fputs("usage: pcifleet [--admin EP] [--json] [--timeout SECONDS] [--config FILE] COMMAND [ARGS]\n"
           "\n"
           "Asks the pcifleet controller (pcifleetd) about the fleet.\n"
           "\n"
@@ -66,10 +100,14 @@ static void usage(FILE *f)
           "\n"
           "Options:\n"
           "  --admin EP          the controller's admin socket (default $PCIFLEET_ADMIN, else\n"
-          "                      " DEFAULT_ADMIN ", which only root can open)\n"
+          "                      the config file's, else " DEFAULT_ADMIN ",\n"
+          "                      which only root can open)\n"
           "  --json              JSON for scripts instead of a table (also after the command)\n"
           "  --timeout SECONDS   how long to wait for the controller (default 5)\n"
-          "  -h, --help          show this help\n"
+          "  --config FILE       read options from FILE (\"name = value\" lines: admin, json,\n"
+          "                      timeout); default " DEFAULT_CONFIG ", only if it exists.\n"
+          "                      Command-line options override the file.\n"
+          "  -h, --help          show this help (COMMAND --help: that command's)\n"
           "  -V, --version       print the version\n"
           "\n"
           "Exit status: 0 done, 1 refused or failed, 2 bad usage, 3 no answer from the\n"
@@ -77,12 +115,55 @@ static void usage(FILE *f)
           f);
 }
 
-static bool is_remote(const char *cmd)
+static int remote_index(const char *cmd)
 {
     for (int i = 0; remote_commands[i]; i++)
         if (strcmp(cmd, remote_commands[i]) == 0)
-            return true;
-    return false;
+            return i;
+    return -1;
+}
+
+static bool is_remote(const char *cmd)
+{
+    return remote_index(cmd) >= 0;
+}
+
+static void command_usage(const char *cmd)
+{
+    int i = remote_index(cmd);
+    printf("usage: pcifleet [OPTIONS] %s\n\n%s\n\n"
+           "OPTIONS: --admin EP, --json (also after the command), --timeout SECONDS,\n"
+           "--config FILE; see 'pcifleet --help'.\n",
+           remote_usage[i][0], remote_usage[i][1]);
+}
+
+static bool is_help(const char *word)
+{
+    return strcmp(word, "--help") == 0 || strcmp(word, "-h") == 0;
+}
+
+/* "true"/"yes"/"on"/"1" or "false"/"no"/"off"/"0"; -1 for anything else. */
+static int parse_bool(const char *v)
+{
+    static const char *const yes[] = {"true", "yes", "on", "1", NULL}, *const no[] = {"false", "no", "off", "0", NULL};
+    for (int i = 0; yes[i]; i++)
+        if (strcasecmp(v, yes[i]) == 0)
+            return 1;
+    for (int i = 0; no[i]; i++)
+        if (strcasecmp(v, no[i]) == 0)
+            return 0;
+    return -1;
+}
+
+static bool parse_timeout(const char *v, double *out)
+{
+    char *end;
+    errno = 0;
+    double t = strtod(v, &end);
+    if (errno || end == v || *end || !isfinite(t) || t <= 0 || t > 86400)
+        return false;
+    *out = t;
+    return true;
 }
 
 /* ---- local commands ---- */
@@ -163,9 +244,19 @@ static int cmd_fingerprint(int argc, char **argv, bool json)
         return 1;
     }
     keyfp_of(pub, fp);
-    if (json)
-        printf("{\"file\": \"%s\", \"fingerprint\": \"%s\", \"key\": \"%s\"}\n", argv[1], fp, pub);
-    else
+    if (json) {
+        json_t *j = json_new(0);
+        json_obj_open(j, NULL);
+        json_str(j, "file", argv[1]);
+        json_str(j, "fingerprint", fp);
+        json_str(j, "key", pub);
+        json_obj_close(j);
+        size_t len;
+        const char *text = json_text(j, &len);
+        fwrite(text, 1, len, stdout);
+        fputc('\n', stdout);
+        json_destroy(&j);
+    } else
         printf("%s  %s  %s\n", fp, pub, argv[1]);
     return 0;
 }
@@ -281,19 +372,32 @@ out:
     return status;
 }
 
+/* --help or -h anywhere among a remote command's words, except as the
+ * query of `sql`: `pcifleet nics --node n1 --help` shows help rather
+ * than asking the controller. */
+static bool words_have_help(int n, char **words)
+{
+    for (int i = 1; i < n; i++) {
+        if (strcmp(words[0], "sql") == 0 && i > 1)
+            break;
+        if (is_help(words[i]))
+            return true;
+    }
+    return false;
+}
+
 int main(int argc, char **argv)
 {
     static const struct option opts[] = {
         {"admin", required_argument, NULL, 'a'},
         {"json", no_argument, NULL, 'j'},
         {"timeout", required_argument, NULL, 't'},
+        {"config", required_argument, NULL, 'c'},
         {"help", no_argument, NULL, 'h'},
         {"version", no_argument, NULL, 'V'},
         {NULL, 0, NULL, 0},
     };
-    const char *admin = getenv("PCIFLEET_ADMIN");
-    if (!admin || !*admin)
-        admin = DEFAULT_ADMIN;
+    const char *admin = NULL, *timeout_arg = NULL, *config_path = NULL;
     bool json = false;
     double timeout = 5;
     int c;
@@ -301,23 +405,55 @@ int main(int argc, char **argv)
         switch (c) {
         case 'a': admin = optarg; break;
         case 'j': json = true; break;
-        case 't': {
-            char *end;
-            errno = 0;
-            timeout = strtod(optarg, &end);
-            if (errno || end == optarg || *end || !isfinite(timeout) || timeout <= 0 || timeout > 86400) {
-                fprintf(stderr, "pcifleet: --timeout must be a number of seconds above 0, not '%s'\n", optarg);
-                return 2;
-            }
-            break;
-        }
+        case 't': timeout_arg = optarg; break;
+        case 'c': config_path = optarg; break;
         case 'h': usage(stdout); return 0;
         case 'V': printf("pcifleet %s\n", PCIFLEET_VERSION); return 0;
         default: fputs("Try 'pcifleet --help'.\n", stderr); return 2;
         }
     }
+    if (timeout_arg && !parse_timeout(timeout_arg, &timeout)) {
+        fprintf(stderr, "pcifleet: --timeout must be a number of seconds above 0, not '%s'\n", timeout_arg);
+        return 2;
+    }
+    /* Command line, then $PCIFLEET_ADMIN (admin only), then the config file,
+     * then the defaults. A named config file must exist; the default one is
+     * read only when it does. */
+    config_t cfg = CONFIG_INIT;
+    if (!config_path && access(DEFAULT_CONFIG, F_OK) == 0)
+        config_path = DEFAULT_CONFIG;
+    if (config_path) {
+        char *err = NULL;
+        if (config_load(config_path, config_keys, &cfg, &err) < 0) {
+            fprintf(stderr, "pcifleet: %s\n", err ? err : "cannot read the config file");
+            free(err);
+            return 2;
+        }
+        const char *v;
+        if (!timeout_arg && (v = config_get(&cfg, "timeout")) && !parse_timeout(v, &timeout)) {
+            fprintf(stderr, "pcifleet: %s: timeout must be a number of seconds above 0, not '%s'\n", config_path,
+                    v);
+            config_free(&cfg);
+            return 2;
+        }
+        if ((v = config_get(&cfg, "json"))) {
+            int b = parse_bool(v);
+            if (b < 0) {
+                fprintf(stderr, "pcifleet: %s: json must be true or false, not '%s'\n", config_path, v);
+                config_free(&cfg);
+                return 2;
+            }
+            json = json || b;
+        }
+    }
+    if (!admin) {
+        const char *env = getenv("PCIFLEET_ADMIN");
+        const char *file = config_get(&cfg, "admin");
+        admin = env && *env ? env : file && *file ? file : DEFAULT_ADMIN;
+    }
     if (optind >= argc) {
         usage(stderr);
+        config_free(&cfg);
         return 2;
     }
     /* The command's words, with "--json" taken out wherever it stands. */
@@ -334,9 +470,11 @@ int main(int argc, char **argv)
     if (!cmd) {
         usage(stderr);
         status = 2;
-    } else if (strcmp(cmd, "help") == 0 || (n >= 2 && is_remote(cmd) && (strcmp(words[1], "--help") == 0 ||
-                                                                      strcmp(words[1], "-h") == 0))) {
+    } else if (strcmp(cmd, "help") == 0) {
         usage(stdout);
+        status = 0;
+    } else if (is_remote(cmd) && words_have_help(n, words)) {
+        command_usage(cmd);
         status = 0;
     } else if (strcmp(cmd, "keygen") == 0) {
         status = cmd_keygen(n, words, json);
@@ -351,5 +489,6 @@ int main(int argc, char **argv)
         status = 2;
     }
     free(words);
+    config_free(&cfg);
     return status;
 }
