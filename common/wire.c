@@ -16,6 +16,7 @@
 #include "buf.h"
 
 #include <errno.h>
+#include <inttypes.h>
 #include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -34,6 +35,16 @@ bool wire_utf8_valid(const char *str, size_t n)
     const unsigned char *s = (const unsigned char *)str;
     size_t i = 0;
     while (i < n) {
+        /* ASCII eight bytes at a time: admin replies are megabytes of it */
+        while (n - i >= 8) {
+            uint64_t w;
+            memcpy(&w, s + i, 8);
+            if (w & UINT64_C(0x8080808080808080))
+                break;
+            i += 8;
+        }
+        if (i == n)
+            break;
         unsigned char c = s[i];
         if (c < 0x80) {
             i++;
@@ -629,7 +640,36 @@ int wire_decode_admin_reply(const uint8_t *buf, size_t len, size_t max, Pcifleet
         *err = xstrdup("the frame is not a valid admin reply (protobuf decoding failed)");
         return CODE_MALFORMED;
     }
+    const Pcifleet__AdminReply *r = *out;
+    const char *why = NULL;
+    if (r->body_chunks && r->body && *r->body)
+        why = "announces body chunks but carries a body too";
+    else if (r->body_length > WIRE_ADMIN_MAX_BODY)
+        why = "announces a body over the limit";
+    else if ((r->body_length == 0) != (r->body_chunks == 0) || r->body_chunks > r->body_length ||
+             r->body_length > (uint64_t)r->body_chunks * WIRE_ADMIN_CHUNK)
+        why = "announces a body length its chunks cannot hold";
+    if (why) {
+        *err = xasprintf("the admin reply %s (%" PRIu64 " bytes in %u chunks)", why, r->body_length,
+                         r->body_chunks);
+        wire_admin_reply_free(out);
+        return CODE_MALFORMED;
+    }
     return 0;
+}
+
+size_t wire_admin_chunk_len(const char *body, size_t len, size_t off)
+{
+    if (off >= len)
+        return 0;
+    size_t n = len - off;
+    if (n <= WIRE_ADMIN_CHUNK)
+        return n;
+    n = WIRE_ADMIN_CHUNK;
+    /* back off continuation bytes so the next chunk starts a character */
+    while (n > WIRE_ADMIN_CHUNK - 4 && ((unsigned char)body[off + n] & 0xC0) == 0x80)
+        n--;
+    return n;
 }
 
 void wire_admin_reply_free(Pcifleet__AdminReply **reply)

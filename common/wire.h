@@ -61,8 +61,21 @@ void wire_admin_request_free(Pcifleet__AdminRequest **req);
 /* Sets req->version and packs it; *out is malloc'd. */
 size_t wire_encode_admin_request(Pcifleet__AdminRequest *req, uint8_t **out);
 size_t wire_encode_admin_reply(const Pcifleet__AdminReply *reply, uint8_t **out);
+/* Admin replies whose body is longer than WIRE_ADMIN_INLINE_MAX carry it in
+ * chunk messages after the reply (pcifleet.proto AdminReply.body_chunks);
+ * a chunk is at most WIRE_ADMIN_CHUNK bytes, a body at most
+ * WIRE_ADMIN_MAX_BODY. */
+#define WIRE_ADMIN_INLINE_MAX (256u * 1024)
+#define WIRE_ADMIN_CHUNK (256u * 1024)
+#define WIRE_ADMIN_MAX_BODY (512u * 1024 * 1024)
+/* The length of the chunk that starts at body[off]: at most
+ * WIRE_ADMIN_CHUNK bytes, ending on a UTF-8 character boundary. 0 at the
+ * end. */
+size_t wire_admin_chunk_len(const char *body, size_t len, size_t off);
 /* The CLI's side: the same structural checks, but the body may be as long as
- * the frame (max, 0 = WIRE_MAX_FRAME). Free with wire_admin_reply_free. */
+ * the frame (max, 0 = WIRE_MAX_FRAME); a reply announcing chunks must have
+ * an empty body and a length the chunks can hold. Free with
+ * wire_admin_reply_free. */
 int wire_decode_admin_reply(const uint8_t *buf, size_t len, size_t max, Pcifleet__AdminReply **out, char **err);
 void wire_admin_reply_free(Pcifleet__AdminReply **reply);
 

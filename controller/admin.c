@@ -163,6 +163,8 @@ static int cmd_status(admin_ctx_t *ctx, bool json, int64_t now, buf_t *out)
     ingest_stats_t st = {0, 0, 0, 0};
     if (ctx->ingest)
         st = *ingest_stats(ctx->ingest);
+    uint64_t lookups, hits;
+    query_cache_stats(ctx->query.cache, &lookups, &hits);
     if (json) {
         json_t *j = json_new(2);
         json_obj_open(j, NULL);
@@ -178,6 +180,8 @@ static int cmd_status(admin_ctx_t *ctx, bool json, int64_t now, buf_t *out)
         json_int(j, "inventories", (long long)st.inventories);
         json_int(j, "heartbeats", (long long)st.heartbeats);
         json_int(j, "refused", (long long)st.refused);
+        json_int(j, "query_cache_lookups", (long long)lookups);
+        json_int(j, "query_cache_hits", (long long)hits);
         json_obj_close(j);
         size_t len;
         const char *text = json_text(j, &len);
@@ -191,11 +195,13 @@ static int cmd_status(admin_ctx_t *ctx, bool json, int64_t now, buf_t *out)
                    "database        %s (schema %d)\n"
                    "offline after   %lld s without a heartbeat\n"
                    "keys            %zu accepted, %zu pending\n"
-                   "frames          %llu received, %llu inventories, %llu heartbeats, %llu refused\n",
+                   "frames          %llu received, %llu inventories, %llu heartbeats, %llu refused\n"
+                   "query cache     %llu lookups, %llu answered from it\n",
                    ctx->version, (long long)(now - ctx->started), ctx->listen, store_path(ctx->store),
                    store_schema_version(), (long long)ctx->offline_after, acc.n, pend.n,
                    (unsigned long long)st.frames, (unsigned long long)st.inventories,
-                   (unsigned long long)st.heartbeats, (unsigned long long)st.refused);
+                   (unsigned long long)st.heartbeats, (unsigned long long)st.refused,
+                   (unsigned long long)lookups, (unsigned long long)hits);
     }
     strv_free(&acc);
     strv_free(&pend);
@@ -204,7 +210,21 @@ static int cmd_status(admin_ctx_t *ctx, bool json, int64_t now, buf_t *out)
 
 /* ---- dispatch ---- */
 
+static size_t handle(admin_ctx_t *ctx, const uint8_t *buf, size_t len, int64_t now, uint8_t **reply, buf_t *body);
+
 size_t admin_handle(admin_ctx_t *ctx, const uint8_t *buf, size_t len, int64_t now, uint8_t **reply)
+{
+    return handle(ctx, buf, len, now, reply, NULL);
+}
+
+size_t admin_handle_chunked(admin_ctx_t *ctx, const uint8_t *buf, size_t len, int64_t now, uint8_t **reply,
+                            buf_t *body)
+{
+    buf_reset(body);
+    return handle(ctx, buf, len, now, reply, body);
+}
+
+static size_t handle(admin_ctx_t *ctx, const uint8_t *buf, size_t len, int64_t now, uint8_t **reply, buf_t *body)
 {
     Pcifleet__AdminRequest *req = NULL;
     char *err = NULL;
@@ -241,29 +261,54 @@ size_t admin_handle(admin_ctx_t *ctx, const uint8_t *buf, size_t len, int64_t no
             argv[argc++] = req->argv[i];
     }
 
-    buf_t out = BUF_INIT;
+    /* the answer is written into the caller's body buffer when there is one:
+     * it keeps its memory from one request to the next, and a long answer
+     * then needs no copy */
+    buf_t local = BUF_INIT;
+    buf_t *o = body ? body : &local;
     int status;
     if (argc == 0) {
         err = xstrdup("no command given: see `pcifleet --help`");
         status = 2;
     } else if (strcmp(argv[0], "keys") == 0) {
-        status = cmd_keys(ctx, argc, argv, json, now, &out, &err);
+        status = cmd_keys(ctx, argc, argv, json, now, o, &err);
     } else if (strcmp(argv[0], "status") == 0) {
         if (argc != 1) {
             err = xstrdup("usage: pcifleet status");
             status = 2;
         } else {
-            status = cmd_status(ctx, json, now, &out);
+            status = cmd_status(ctx, json, now, o);
         }
     } else {
-        status = query_run(ctx->store, &ctx->query, argc, argv, json, &out, &err);
+        status = query_run(ctx->store, &ctx->query, argc, argv, json, o, &err);
     }
     if (status != 0 && !err)
         err = xasprintf("%s failed", argv[0] ? argv[0] : "the command");
     log_debug("admin: %s%s -> %d", argc ? argv[0] : "(none)", json ? " --json" : "", status);
 
-    size_t n = pack_reply(status, out.p, status != 0 ? err : NULL, reply);
-    buf_free(&out);
+    size_t n;
+    if (status == 0 && o->len > WIRE_ADMIN_MAX_BODY) {
+        char *why = xasprintf("the answer is %zu bytes, over the limit of %u: narrow the query (--node, --model, "
+                              "or sql with a WHERE)",
+                              o->len, WIRE_ADMIN_MAX_BODY);
+        n = pack_reply(1, NULL, why, reply);
+        free(why);
+    } else if (status == 0 && body && o->len > WIRE_ADMIN_INLINE_MAX) {
+        /* the body follows the reply in chunks (pcifleet.proto) */
+        Pcifleet__AdminReply r = PCIFLEET__ADMIN_REPLY__INIT;
+        r.body = "";
+        r.error = "";
+        r.body_length = o->len;
+        for (size_t off = 0, c; (c = wire_admin_chunk_len(o->p, o->len, off)) > 0; off += c)
+            r.body_chunks++;
+        n = wire_encode_admin_reply(&r, reply);
+        o = NULL; /* the body stays in *body for the caller */
+    } else {
+        n = pack_reply(status, o->p, status != 0 ? err : NULL, reply);
+    }
+    if (o == body)
+        buf_reset(body); /* inside the reply, or refused: nothing follows */
+    buf_free(&local);
     free(err);
     free(argv);
     wire_admin_request_free(&req);

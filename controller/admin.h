@@ -20,6 +20,7 @@
 #include "ingest.h"
 #include "keys.h"
 #include "query.h"
+#include "buf.h"
 #include "store.h"
 
 #include <czmq.h>
@@ -41,8 +42,16 @@ typedef struct {
 /* Largest request the admin socket takes. */
 #define ADMIN_MAX_REQUEST (1024u * 1024)
 
-/* Returns the packed reply's length; *reply is malloc'd (caller frees). */
+/* Returns the packed reply's length; *reply is malloc'd (caller frees). The
+ * body is always inside the reply. */
 size_t admin_handle(admin_ctx_t *ctx, const uint8_t *buf, size_t len, int64_t now, uint8_t **reply);
+/* The same, but a body over WIRE_ADMIN_INLINE_MAX is left in *body (reset
+ * first; empty otherwise) and the reply announces it (AdminReply
+ * body_length, body_chunks): the caller sends it after the reply, one
+ * message per wire_admin_chunk_len piece (wire.h). An answer over
+ * WIRE_ADMIN_MAX_BODY is refused (status 1) with what to narrow. */
+size_t admin_handle_chunked(admin_ctx_t *ctx, const uint8_t *buf, size_t len, int64_t now, uint8_t **reply,
+                            buf_t *body);
 
 /* 0 when ep is an acceptable admin endpoint, else -EINVAL with *err set
  * (caller frees). */

@@ -16,6 +16,7 @@
 #include <czmq.h>
 #include <errno.h>
 #include <getopt.h>
+#include <inttypes.h>
 #include <math.h>
 #include <stdbool.h>
 #include <stdio.h>
@@ -296,6 +297,52 @@ static int probe_ipc(const char *ep, char **why)
     return -1;
 }
 
+/* A long answer's body, after the reply: chunks messages of raw bytes,
+ * length bytes in all (pcifleet.proto AdminReply). Each chunk is checked
+ * (size, UTF-8, no NUL) and printed as it comes, so a large fleet's answer
+ * is never held whole. -1 with a message on stderr when the controller
+ * stops short or sends what it announced wrongly; what was printed by then
+ * stays printed, and the exit status says it is incomplete. */
+static int receive_body(zsock_t *sock, const char *ep, uint64_t length, uint32_t chunks, double timeout)
+{
+    uint64_t got = 0;
+    char last = '\n';
+    zpoller_t *poller = zpoller_new(sock, NULL);
+    int rc = 0;
+    for (uint32_t i = 0; i < chunks && rc == 0; i++) {
+        if (!zpoller_wait(poller, (int)(timeout * 1000))) {
+            fprintf(stderr, "pcifleet: the controller at %s stopped after %" PRIu64 " of %" PRIu64
+                            " bytes of its answer\n", ep, got, length);
+            rc = -1;
+            break;
+        }
+        zmsg_t *m = zmsg_recv(sock);
+        zframe_t *f = m ? zmsg_last(m) : NULL;
+        size_t n = f ? zframe_size(f) : 0;
+        const char *data = f ? (const char *)zframe_data(f) : NULL;
+        if (!f || n == 0 || n > WIRE_ADMIN_CHUNK || got + n > length || !wire_utf8_valid(data, n) ||
+            memchr(data, '\0', n)) {
+            fprintf(stderr, "pcifleet: the controller at %s sent a part of its answer this pcifleet cannot "
+                            "read (chunk %u of %u)\n", ep, i + 1, chunks);
+            rc = -1;
+        } else {
+            fwrite(data, 1, n, stdout);
+            got += n;
+            last = data[n - 1];
+        }
+        zmsg_destroy(&m);
+    }
+    zpoller_destroy(&poller);
+    if (rc == 0 && got != length) {
+        fprintf(stderr, "pcifleet: the controller at %s announced %" PRIu64 " bytes and sent %" PRIu64 "\n", ep,
+                length, got);
+        rc = -1;
+    }
+    if (rc == 0 && last != '\n')
+        fputc('\n', stdout);
+    return rc;
+}
+
 static int remote(const char *ep, double timeout, int argc, char **argv, bool json)
 {
     char *why = NULL;
@@ -321,6 +368,7 @@ static int remote(const char *ep, double timeout, int argc, char **argv, bool js
     }
     zsock_set_linger(sock, 0);
     zsock_set_sndtimeo(sock, (int)(timeout * 1000));
+    zsock_set_rcvbuf(sock, 4 * 1024 * 1024); /* answers can be megabytes */
     if (zsock_connect(sock, "%s", ep) < 0) {
         fprintf(stderr, "pcifleet: cannot connect to %s: %s\n", ep, zmq_strerror(zmq_errno()));
         goto out;
@@ -359,6 +407,11 @@ static int remote(const char *ep, double timeout, int argc, char **argv, bool js
         fwrite(r->body, 1, blen, stdout);
         if (r->body[blen - 1] != '\n')
             fputc('\n', stdout);
+    }
+    if (r->body_chunks && receive_body(sock, ep, r->body_length, r->body_chunks, timeout) < 0) {
+        wire_admin_reply_free(&r);
+        status = 1;
+        goto out;
     }
     if (r->status != 0 && r->error && *r->error)
         fprintf(stderr, "pcifleet: %s\n", r->error);

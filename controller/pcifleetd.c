@@ -74,6 +74,7 @@ typedef struct {
     settings_t set;
     store_t *store;
     keystore_t *keys;
+    buf_t admin_body; /* a long answer's body, sent in chunks after the reply */
     ingest_t *ingest;
     admin_ctx_t admin;
     zsock_t *agents;
@@ -241,8 +242,29 @@ static int64_t now_s(void)
 
 /* ---- agents ---- */
 
-/* Handles one message read from the agents' ROUTER. */
-static void agent_message(daemon_t *d, zmsg_t *msg)
+/* A reply held back until the batch it answers is committed. */
+typedef struct {
+    zframe_t *id;
+    bool delim;
+    uint8_t *reply;
+    size_t n;
+} held_t;
+
+static void send_reply(daemon_t *d, held_t *h)
+{
+    zmsg_t *out = zmsg_new();
+    zmsg_append(out, &h->id);
+    if (h->delim)
+        zmsg_addmem(out, NULL, 0);
+    zmsg_addmem(out, h->reply, h->n);
+    if (zmsg_send(&out, d->agents) < 0)
+        log_debug("could not queue a reply: %s", zmq_strerror(zmq_errno()));
+    zmsg_destroy(&out);
+}
+
+/* Handles one message read from the agents' ROUTER; the reply (if any) is
+ * put in *h for sending after the batch commits. */
+static void agent_message(daemon_t *d, zmsg_t *msg, held_t *h)
 {
     zframe_t *id = zmsg_pop(msg);
     size_t nframes = zmsg_size(msg);
@@ -262,35 +284,93 @@ static void agent_message(daemon_t *d, zmsg_t *msg)
     } else {
         n = ingest_refuse_frames(d->ingest, key, peer, nframes, now_s(), &reply);
     }
-    if (n && id) {
-        zmsg_t *out = zmsg_new();
-        zmsg_append(out, &id);
-        if (delim)
-            zmsg_addmem(out, NULL, 0);
-        zmsg_addmem(out, reply, n);
-        if (zmsg_send(&out, d->agents) < 0)
-            log_debug("could not queue a reply: %s", zmq_strerror(zmq_errno()));
-        zmsg_destroy(&out);
-    }
-    free(reply);
-    zframe_destroy(&id);
+    *h = (held_t){.id = id, .delim = delim, .reply = reply, .n = n};
 }
 
+/* Up to BATCH messages are stored in one transaction (group commit, store.h):
+ * one commit per batch instead of one per inventory. Replies wait for the
+ * commit, so an Ack always means stored; if the commit fails, every sender
+ * of the batch is asked to send again instead. */
 static int on_agents(zloop_t *loop, zsock_t *sock, void *arg)
 {
     (void)loop;
     daemon_t *d = arg;
-    for (int i = 0; i < BATCH && (zsock_events(sock) & ZMQ_POLLIN); i++) {
+    held_t held[BATCH];
+    int n = 0;
+    store_batch_begin(d->store);
+    for (; n < BATCH && (zsock_events(sock) & ZMQ_POLLIN); n++) {
         zmsg_t *msg = zmsg_recv(sock);
         if (!msg)
             break;
-        agent_message(d, msg);
+        agent_message(d, msg, &held[n]);
         zmsg_destroy(&msg);
+    }
+    char *err = NULL;
+    bool lost = store_batch_end(d->store, &err) < 0;
+    if (lost) {
+        log_error("%s; asking the %d agents of the batch to send again", err, n);
+        free(err);
+    }
+    for (int i = 0; i < n; i++) {
+        held_t *h = &held[i];
+        if (lost && h->id) {
+            free(h->reply);
+            h->n = wire_encode_resend("the controller could not store what you sent; send it again", &h->reply);
+        }
+        if (h->n && h->id)
+            send_reply(d, h);
+        free(h->reply);
+        zframe_destroy(&h->id);
     }
     return 0;
 }
 
 /* ---- admin ---- */
+
+static void free_reply(void *data, void *hint)
+{
+    (void)hint;
+    free(data);
+}
+
+/* One message [id][delim?][data] on the admin ROUTER; data is copied
+ * unless owned is set, in which case ZeroMQ frees it once sent. */
+static int send_admin_msg(zsock_t *sock, zframe_t *id, bool delim, void *data, size_t n, bool owned)
+{
+    void *raw = zsock_resolve(sock);
+    if (zmq_send(raw, zframe_data(id), zframe_size(id), ZMQ_SNDMORE) < 0 ||
+        (delim && zmq_send(raw, "", 0, ZMQ_SNDMORE) < 0)) {
+        if (owned)
+            free(data);
+        return -1;
+    }
+    int rc;
+    if (owned) {
+        zmq_msg_t m;
+        zmq_msg_init_data(&m, data, n, free_reply, NULL);
+        if ((rc = zmq_msg_send(&m, raw, 0)) < 0)
+            zmq_msg_close(&m);
+    } else {
+        rc = zmq_send(raw, data, n, 0);
+    }
+    return rc < 0 ? -1 : 0;
+}
+
+/* The reply, then the body's chunks when it has them (admin.h). The reply
+ * can be megabytes: its buffer goes to ZeroMQ instead of being copied. */
+static void send_admin(zsock_t *sock, zframe_t *id, bool delim, uint8_t *reply, size_t n, const buf_t *body)
+{
+    if (send_admin_msg(sock, id, delim, reply, n, true) < 0) {
+        log_debug("could not send an admin reply: %s", zmq_strerror(zmq_errno()));
+        return;
+    }
+    for (size_t off = 0, c; (c = wire_admin_chunk_len(body->p, body->len, off)) > 0; off += c) {
+        if (send_admin_msg(sock, id, delim, body->p + off, c, false) < 0) {
+            log_debug("could not send an admin reply's body: %s", zmq_strerror(zmq_errno()));
+            return;
+        }
+    }
+}
 
 static int on_admin(zloop_t *loop, zsock_t *sock, void *arg)
 {
@@ -304,16 +384,13 @@ static int on_admin(zloop_t *loop, zsock_t *sock, void *arg)
         zframe_t *body = zmsg_last(msg);
         bool delim = zmsg_size(msg) >= 2 && zframe_size(zmsg_first(msg)) == 0;
         uint8_t *reply = NULL;
-        size_t n = admin_handle(&d->admin, body ? zframe_data(body) : (const uint8_t *)"",
-                                body ? zframe_size(body) : 0, now_s(), &reply);
-        zmsg_t *out = zmsg_new();
-        zmsg_append(out, &id);
-        if (delim)
-            zmsg_addmem(out, NULL, 0);
-        zmsg_addmem(out, reply, n);
-        zmsg_send(&out, sock);
-        zmsg_destroy(&out);
-        free(reply);
+        size_t n = admin_handle_chunked(&d->admin, body ? zframe_data(body) : (const uint8_t *)"",
+                                        body ? zframe_size(body) : 0, now_s(), &reply, &d->admin_body);
+        if (id)
+            send_admin(sock, id, delim, reply, n, &d->admin_body);
+        else
+            free(reply);
+        buf_reset(&d->admin_body);
         zframe_destroy(&id);
         zmsg_destroy(&msg);
     }
@@ -432,9 +509,16 @@ static int bind_agents(daemon_t *d, const char *secret_key)
     zsock_set_sndtimeo(d->agents, 0);
     zsock_set_sndhwm(d->agents, 1000);
     zsock_set_rcvhwm(d->agents, 10000);
-    /* ZMTP heartbeats find half-dead TCP connections and free them. */
-    zsock_set_heartbeat_ivl(d->agents, 10000);
-    zsock_set_heartbeat_timeout(d->agents, 30000);
+    /* Half-dead TCP connections are found by TCP keepalive, in the kernel,
+     * not by ZMTP heartbeats from this side: libzmq keeps its timers in one
+     * ordered map per I/O thread and cancels one by walking it, so with
+     * 10,000 agents a ZMTP timeout timer per connection costs the I/O thread
+     * more than the traffic (bench/bench_ingest.c measured it). The agents
+     * still send ZMTP heartbeats, which is how they notice a dead controller. */
+    zsock_set_tcp_keepalive(d->agents, 1);
+    zsock_set_tcp_keepalive_idle(d->agents, 60);
+    zsock_set_tcp_keepalive_intvl(d->agents, 10);
+    zsock_set_tcp_keepalive_cnt(d->agents, 3);
     zsock_set_linger(d->agents, 0);
     if (zsock_bind(d->agents, "%s", d->set.listen) < 0) {
         log_error("cannot listen on %s: %s", d->set.listen, zmq_strerror(zmq_errno()));
@@ -451,6 +535,12 @@ static int bind_admin(daemon_t *d)
         return -1;
     }
     zsock_set_maxmsgsize(d->adm, ADMIN_MAX_REQUEST + 4096);
+    /* answers run to megabytes (nics --free --json of a large fleet): big
+     * socket buffers move them in few system calls */
+    zsock_set_sndbuf(d->adm, 4 * 1024 * 1024);
+    /* a ROUTER drops what is over its high-water mark: room for the
+     * longest answer's chunks (wire.h), many times over */
+    zsock_set_sndhwm(d->adm, (int)(8 * (WIRE_ADMIN_MAX_BODY / WIRE_ADMIN_CHUNK)));
     zsock_set_sndtimeo(d->adm, 0);
     zsock_set_linger(d->adm, 0);
     char *err = NULL;
@@ -521,6 +611,7 @@ int main(int argc, char **argv)
     d.admin.keys = d.keys;
     d.admin.ingest = d.ingest;
     d.admin.query = d.set.query;
+    d.admin.query.cache = query_cache_new();
     d.admin.listen = d.set.listen;
     d.admin.version = PCIFLEET_VERSION;
     d.admin.started = now_s();
@@ -561,6 +652,8 @@ out:
     zsock_destroy(&d.agents);
     zap_stop(&zap);
     ingest_destroy(&d.ingest);
+    query_cache_destroy(&d.admin.query.cache);
+    buf_free(&d.admin_body);
     store_close(&d.store);
     keystore_destroy(&d.keys);
     free(d.agents_dir);

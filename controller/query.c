@@ -432,13 +432,105 @@ static int cmd_sql(q_t *q, int argc, char **argv)
     return rc;
 }
 
+/* cacheable: the output holds nothing that moves with heartbeats alone
+ * (no last_seen, no online flag), see query_cache_t */
 static const struct {
     const char *name;
     int (*run)(q_t *q, int argc, char **argv);
+    bool cacheable;
 } commands[] = {
-    {"nodes", cmd_nodes}, {"nics", cmd_nics}, {"groups", cmd_groups}, {"vms", cmd_vms},
-    {"show", cmd_show},   {"events", cmd_events}, {"sql", cmd_sql},
+    {"nodes", cmd_nodes, false}, {"nics", cmd_nics, true},     {"groups", cmd_groups, true},
+    {"vms", cmd_vms, true},      {"show", cmd_show, false},    {"events", cmd_events, false},
+    {"sql", cmd_sql, false},
 };
+
+/* ---- kept answers ---- */
+
+typedef struct {
+    char *key;        /* argv joined by NUL bytes, then the json flag */
+    size_t key_len;
+    uint64_t version; /* store_content_version when computed */
+    char *body;
+    size_t len;
+    uint64_t used;    /* lookup clock of the last hit, for replacement */
+} cache_entry_t;
+
+struct query_cache {
+    cache_entry_t e[QUERY_CACHE_ENTRIES];
+    uint64_t clock, lookups, hits;
+};
+
+query_cache_t *query_cache_new(void) { return xcalloc(1, sizeof(query_cache_t)); }
+
+void query_cache_destroy(query_cache_t **cp)
+{
+    if (!cp || !*cp)
+        return;
+    for (size_t i = 0; i < QUERY_CACHE_ENTRIES; i++) {
+        free((*cp)->e[i].key);
+        free((*cp)->e[i].body);
+    }
+    free(*cp);
+    *cp = NULL;
+}
+
+void query_cache_stats(const query_cache_t *c, uint64_t *lookups, uint64_t *hits)
+{
+    *lookups = c ? c->lookups : 0;
+    *hits = c ? c->hits : 0;
+}
+
+static void cache_key(int argc, char **argv, bool json, buf_t *k)
+{
+    for (int i = 0; i < argc; i++) {
+        buf_puts(k, argv[i]);
+        buf_putc(k, '\0');
+    }
+    buf_putc(k, json ? 'j' : 't');
+}
+
+static cache_entry_t *cache_lookup(query_cache_t *c, const buf_t *k, uint64_t version)
+{
+    c->lookups++;
+    for (size_t i = 0; i < QUERY_CACHE_ENTRIES; i++) {
+        cache_entry_t *e = &c->e[i];
+        if (e->key && e->version == version && e->key_len == k->len && memcmp(e->key, k->p, k->len) == 0) {
+            e->used = ++c->clock;
+            c->hits++;
+            return e;
+        }
+    }
+    return NULL;
+}
+
+static void cache_store(query_cache_t *c, const buf_t *k, uint64_t version, const char *body, size_t len)
+{
+    if (len > QUERY_CACHE_MAX_BYTES)
+        return;
+    cache_entry_t *victim = &c->e[0];
+    for (size_t i = 0; i < QUERY_CACHE_ENTRIES; i++) {
+        cache_entry_t *e = &c->e[i];
+        if (e->key && e->key_len == k->len && memcmp(e->key, k->p, k->len) == 0) {
+            victim = e; /* an older answer to the same question */
+            break;
+        }
+        if (!e->key || e->used < victim->used)
+            victim = e;
+        if (!e->key)
+            break;
+    }
+    free(victim->key);
+    free(victim->body);
+    victim->key = xmalloc(k->len);
+    memcpy(victim->key, k->p, k->len);
+    victim->key_len = k->len;
+    victim->version = version;
+    victim->body = xmalloc(len + 1);
+    memcpy(victim->body, body, len);
+    victim->body[len] = '\0';
+    victim->len = len;
+    victim->used = ++c->clock;
+}
 
 int query_run(store_t *s, const query_opts_t *opts, int argc, char **argv, bool json, buf_t *out, char **err)
 {
@@ -446,9 +538,12 @@ int query_run(store_t *s, const query_opts_t *opts, int argc, char **argv, bool 
     if (argc < 1 || !argv || !argv[0])
         return say(&q, 2, "no command given; commands: " QUERY_COMMANDS);
     int (*run)(q_t *, int, char **) = NULL;
+    bool cacheable = false;
     for (size_t i = 0; i < sizeof(commands) / sizeof(commands[0]); i++)
-        if (strcmp(argv[0], commands[i].name) == 0)
+        if (strcmp(argv[0], commands[i].name) == 0) {
             run = commands[i].run;
+            cacheable = commands[i].cacheable;
+        }
     if (!run)
         return say(&q, 2, "unknown command '%s'; commands: " QUERY_COMMANDS, argv[0]);
     for (int i = 0; i < argc; i++)
@@ -466,12 +561,29 @@ int query_run(store_t *s, const query_opts_t *opts, int argc, char **argv, bool 
         free(why);
         return 1;
     }
+    query_cache_t *cache = cacheable && opts ? opts->cache : NULL;
+    buf_t key = BUF_INIT;
+    uint64_t version = 0;
+    if (cache) {
+        cache_key(argc, argv, json, &key);
+        version = store_content_version(s);
+        const cache_entry_t *e = cache_lookup(cache, &key, version);
+        if (e) {
+            buf_reserve(out, e->len + 1);
+            buf_append(out, e->body, e->len);
+            buf_free(&key);
+            return 0;
+        }
+    }
     buf_reserve(out, 0);
     size_t mark = out->len;
     int rc = run(&q, argc, argv);
     if (rc) { /* nothing half-written */
         out->len = mark;
         out->p[mark] = '\0';
+    } else if (cache) {
+        cache_store(cache, &key, version, out->p + mark, out->len - mark);
     }
+    buf_free(&key);
     return rc;
 }

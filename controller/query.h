@@ -17,10 +17,25 @@
 #include "store.h"
 
 #include <stdbool.h>
+#include <stdint.h>
+
+/* Answers kept for repeated queries: the nics, groups and vms commands show
+ * nothing that changes with heartbeats alone, so their output is kept and
+ * given again while store_content_version (store.h) has not moved. A
+ * handful of entries, the oldest replaced first; answers over
+ * QUERY_CACHE_MAX_BYTES are not kept. */
+typedef struct query_cache query_cache_t;
+#define QUERY_CACHE_ENTRIES 8
+#define QUERY_CACHE_MAX_BYTES (32u * 1024 * 1024)
+query_cache_t *query_cache_new(void);
+void query_cache_destroy(query_cache_t **c);
+/* Lookups and hits since creation (for `pcifleet status`). */
+void query_cache_stats(const query_cache_t *c, uint64_t *lookups, uint64_t *hits);
 
 typedef struct {
     int sql_time_limit_ms;  /* default 2000 */
     size_t sql_max_rows;    /* default 10000 */
+    query_cache_t *cache;   /* NULL: every query runs */
 } query_opts_t;
 
 int query_run(store_t *s, const query_opts_t *opts, int argc, char **argv, bool json, buf_t *out,

@@ -31,6 +31,9 @@ enum {
     ST_BEGIN,
     ST_COMMIT,
     ST_ROLLBACK,
+    ST_SAVEPOINT,
+    ST_RELEASE,
+    ST_ROLLBACK_TO,
     ST_NODE_GET,
     ST_NODE_NEW,
     ST_NODE_UPSERT,
@@ -62,6 +65,9 @@ static const char *const stmt_sql[ST__COUNT] = {
     [ST_BEGIN] = "BEGIN IMMEDIATE",
     [ST_COMMIT] = "COMMIT",
     [ST_ROLLBACK] = "ROLLBACK",
+    [ST_SAVEPOINT] = "SAVEPOINT part",
+    [ST_RELEASE] = "RELEASE part",
+    [ST_ROLLBACK_TO] = "ROLLBACK TO part",
     [ST_NODE_GET] = "SELECT online, last_seen, boot_id, inventory_hash FROM nodes WHERE name = ?1",
     [ST_NODE_NEW] = "INSERT INTO nodes (name, online, first_seen, last_seen, boot_id) VALUES (?1, 1, ?2, ?2, ?3)",
     [ST_NODE_UPSERT] =
@@ -114,6 +120,8 @@ static const char *const stmt_sql[ST__COUNT] = {
     [ST_INS_EVENT] = "INSERT INTO events (time, kind, node, detail) VALUES (?1, ?2, ?3, ?4)",
 };
 
+enum { MULTI_DEVICES, MULTI_GROUPS };
+
 /* ---- the heartbeat cache ---- */
 
 typedef struct {
@@ -133,11 +141,16 @@ struct store {
     sqlite3 *ro;
     char *path;
     sqlite3_stmt *st[ST__COUNT];
+    sqlite3_stmt *multi[2]; /* MULTI_DEVICES, MULTI_GROUPS: several rows per INSERT */
     hb_node_t **tab; /* open addressing, cap a power of two */
     size_t tab_cap, tab_n;
     hb_node_t **pending;
     size_t n_pending, pending_cap;
     int flush_ms;
+    int64_t flush_rows; /* rows store_flush updated: last_seen only */
+    bool batch;        /* inside store_batch_begin/_end */
+    bool batch_open;   /* the batch's transaction has begun */
+    bool batch_lost;   /* SQLite rolled the batch's transaction back itself */
     int64_t last_flush_ms;
     buf_t jb; /* scratch: JSON arrays being bound */
 };
@@ -311,12 +324,43 @@ static int run(store_t *s, int id, char **err, const char *what)
     return 0;
 }
 
-static int tx_begin(store_t *s, char **err) { return run(s, ST_BEGIN, err, "cannot start a transaction"); }
-static int tx_commit(store_t *s, char **err) { return run(s, ST_COMMIT, err, "cannot commit"); }
+/* Outside a batch each change is its own transaction. Inside one, the
+ * first change begins the batch's transaction and each change is a
+ * savepoint in it, so a refused inventory is undone alone and the batch
+ * commits once (store.h: store_batch_begin). */
+static int tx_begin(store_t *s, char **err)
+{
+    if (!s->batch)
+        return run(s, ST_BEGIN, err, "cannot start a transaction");
+    if (s->batch_open && sqlite3_get_autocommit(s->db)) {
+        /* an I/O error or a full disk ended the whole transaction */
+        s->batch_lost = true;
+        s->batch_open = false;
+    }
+    if (!s->batch_open) {
+        if (run(s, ST_BEGIN, err, "cannot start a transaction") < 0)
+            return -EIO;
+        s->batch_open = true;
+    }
+    return run(s, ST_SAVEPOINT, err, "cannot start a transaction");
+}
+static int tx_commit(store_t *s, char **err)
+{
+    return run(s, s->batch ? ST_RELEASE : ST_COMMIT, err, "cannot commit");
+}
 static void tx_rollback(store_t *s)
 {
-    if (!sqlite3_get_autocommit(s->db))
+    if (sqlite3_get_autocommit(s->db)) {
+        if (s->batch_open)
+            s->batch_lost = true, s->batch_open = false;
+        return;
+    }
+    if (!s->batch) {
         run(s, ST_ROLLBACK, NULL, "rollback");
+        return;
+    }
+    if (run(s, ST_ROLLBACK_TO, NULL, "rollback") == 0)
+        run(s, ST_RELEASE, NULL, "rollback");
 }
 
 /* proto3 leaves unset strings empty; the store keeps unknown as NULL. */
@@ -472,6 +516,15 @@ static int migrate(store_t *s, char **err)
 
 int store_open(const char *path, store_t **out, char **err)
 {
+    /* SQLite's memory statistics take a global mutex around every
+     * allocation; nothing here reads them. Only possible before SQLite is
+     * initialized; later calls are refused harmlessly. */
+    static bool configured;
+    if (!configured) {
+        configured = true;
+        sqlite3_config(SQLITE_CONFIG_MEMSTATUS, 0);
+    }
+
     *out = NULL;
     if (!path || !*path)
         return fail(err, -EINVAL, "no database file given");
@@ -508,7 +561,7 @@ int store_open(const char *path, store_t **out, char **err)
         goto fail;
     }
     rc = exec_sql(s->db,
-                  "PRAGMA synchronous = NORMAL; PRAGMA foreign_keys = ON; PRAGMA cache_size = -65536;"
+                  "PRAGMA synchronous = NORMAL; PRAGMA foreign_keys = ON; PRAGMA cache_size = -65536; PRAGMA temp_store = MEMORY;"
                   " PRAGMA wal_autocheckpoint = 4000",
                   err, "cannot set up the database connection");
     if (rc < 0)
@@ -540,6 +593,8 @@ void store_close(store_t **sp)
         store_flush(s, NULL);
     for (int i = 0; i < ST__COUNT; i++)
         sqlite3_finalize(s->st[i]);
+    for (int i = 0; i < 2; i++)
+        sqlite3_finalize(s->multi[i]);
     if (s->ro)
         sqlite3_close(s->ro);
     if (s->db)
@@ -555,6 +610,32 @@ struct sqlite3 *store_db(store_t *s) { return s->db; }
 const char *store_path(const store_t *s) { return s->path; }
 
 void store_set_flush_interval(store_t *s, int ms) { s->flush_ms = ms < 0 ? 0 : ms; }
+
+void store_batch_begin(store_t *s)
+{
+    s->batch = true;
+    s->batch_open = s->batch_lost = false;
+}
+
+int store_batch_end(store_t *s, char **err)
+{
+    int rc = 0;
+    if (s->batch_open && sqlite3_get_autocommit(s->db))
+        s->batch_lost = true;
+    else if (s->batch_open && run(s, ST_COMMIT, err, "cannot commit") < 0)
+        rc = -EIO;
+    if (rc == 0 && s->batch_lost)
+        rc = fail(err, -EIO, "the database rolled back a batch of changes after an error");
+    if (rc < 0) {
+        if (!sqlite3_get_autocommit(s->db))
+            run(s, ST_ROLLBACK, NULL, "rollback");
+        /* the node table in memory may hold what was rolled back: forget
+         * it; it is read again from the database on use */
+        cache_free(s);
+    }
+    s->batch = s->batch_open = s->batch_lost = false;
+    return rc;
+}
 
 sqlite3 *store_reader(store_t *s, char **err)
 {
@@ -647,6 +728,7 @@ int store_flush(store_t *s, char **err)
             db_fail(s, err, "cannot record heartbeats");
             goto fail;
         }
+        s->flush_rows += sqlite3_changes64(s->db);
     }
     if (own_tx && tx_commit(s, err) < 0)
         goto fail;
@@ -661,6 +743,12 @@ fail:
 }
 
 size_t store_pending_heartbeats(const store_t *s) { return s->n_pending; }
+
+uint64_t store_content_version(store_t *s)
+{
+    /* every row this connection wrote, minus the last_seen updates */
+    return (uint64_t)(sqlite3_total_changes64(s->db) - s->flush_rows);
+}
 
 int store_heartbeat(store_t *s, const char *node, const uint8_t *hash, size_t hash_len, const char *boot_id,
                     int64_t now, bool *known, bool *hash_matches, char **err)
@@ -995,6 +1083,89 @@ static void inventory_hash(const Pcifleet__Inventory *inv, uint8_t out[32])
     free(p);
 }
 
+/* ---- multi-row inserts ---- */
+
+#define MULTI_ROWS 16
+#define DEVICE_COLS 26
+#define GROUP_COLS 4
+
+/* INSERT ... VALUES (?,...),... for MULTI_ROWS rows: the columns of
+ * ST_INS_DEVICE / ST_INS_GROUP, row r's column c bound at r * cols + c. */
+static sqlite3_stmt *stmt_multi(store_t *s, int which, char **err)
+{
+    if (s->multi[which])
+        return s->multi[which];
+    const char *one = stmt_sql[which == MULTI_DEVICES ? ST_INS_DEVICE : ST_INS_GROUP];
+    int cols = which == MULTI_DEVICES ? DEVICE_COLS : GROUP_COLS;
+    buf_t sql = BUF_INIT;
+    buf_append(&sql, one, (size_t)(strstr(one, " VALUES ") - one));
+    buf_puts(&sql, " VALUES ");
+    for (int r = 0; r < MULTI_ROWS; r++) {
+        buf_puts(&sql, r ? ", (" : "(");
+        for (int c = 0; c < cols; c++)
+            buf_puts(&sql, c ? ", ?" : "?");
+        buf_putc(&sql, ')');
+    }
+    int rc = sqlite3_prepare_v3(s->db, sql.p, (int)sql.len, SQLITE_PREPARE_PERSISTENT, &s->multi[which], NULL);
+    buf_free(&sql);
+    if (rc != SQLITE_OK) {
+        fail(err, -EIO, "cannot prepare a store statement: %s", sqlite3_errmsg(s->db));
+        return NULL;
+    }
+    return s->multi[which];
+}
+
+/* Binds one device's columns (ST_INS_DEVICE's order) at off + 1 ... */
+static void bind_device(store_t *s, sqlite3_stmt *st, int off, const char *node, const Pcifleet__Device *d,
+                        Pcifleet__GroupEndpoint **ep_sorted, size_t n_ep)
+{
+    sqlite3_bind_text(st, off + 1, node, -1, SQLITE_STATIC);
+    sqlite3_bind_text(st, off + 2, str_or_empty(d->address), -1, SQLITE_STATIC);
+    sqlite3_bind_int64(st, off + 3, d->class_code);
+    bind_opt_text(st, off + 4, d->class_name);
+    sqlite3_bind_int64(st, off + 5, d->vendor_id);
+    sqlite3_bind_int64(st, off + 6, d->device_id);
+    sqlite3_bind_int64(st, off + 7, d->subsystem_vendor_id);
+    sqlite3_bind_int64(st, off + 8, d->subsystem_device_id);
+    sqlite3_bind_int64(st, off + 9, d->revision);
+    bind_opt_text(st, off + 10, d->vendor_name);
+    bind_opt_text(st, off + 11, d->device_name);
+    bind_opt_text(st, off + 12, d->driver);
+    if (d->iommu_group >= 0)
+        sqlite3_bind_int64(st, off + 13, d->iommu_group);
+    if (d->numa_node >= 0)
+        sqlite3_bind_int(st, off + 14, d->numa_node);
+    sqlite3_bind_int(st, off + 15, d->bridge ? 1 : 0);
+    sqlite3_bind_int(st, off + 16, d->has_acs ? 1 : 0);
+    if (d->has_acs) {
+        sqlite3_bind_int64(st, off + 17, d->acs_cap);
+        sqlite3_bind_int64(st, off + 18, d->acs_ctl);
+    }
+    if (d->has_sriov) {
+        sqlite3_bind_int64(st, off + 19, d->sriov_total);
+        sqlite3_bind_int64(st, off + 20, d->sriov_num);
+    }
+    bind_opt_text(st, off + 21, d->physfn);
+    bind_opt_text(st, off + 22, d->link_speed);
+    if (d->link_width)
+        sqlite3_bind_int64(st, off + 23, d->link_width);
+    const Pcifleet__GroupEndpoint *ep =
+        d->iommu_group >= 0 ? find_endpoint(ep_sorted, n_ep, str_or_empty(d->address)) : NULL;
+    if (ep) {
+        sqlite3_bind_int(st, off + 24, ep->assignable_alone ? 1 : 0);
+        bind_json_array(s, st, off + 25, ep->slot_functions, ep->n_slot_functions);
+        bind_json_array(s, st, off + 26, ep->blockers, ep->n_blockers);
+    }
+}
+
+static void bind_group(sqlite3_stmt *st, int off, const char *node, const Pcifleet__Group *g)
+{
+    sqlite3_bind_text(st, off + 1, node, -1, SQLITE_STATIC);
+    sqlite3_bind_int64(st, off + 2, g->id);
+    bind_opt_text(st, off + 3, g->type);
+    sqlite3_bind_int(st, off + 4, g->isolated ? 1 : 0);
+}
+
 static int ingest_rows(store_t *s, const char *node, const Pcifleet__Inventory *inv, const uint8_t *hash,
                        size_t hash_len, int64_t now, Pcifleet__Device **dev_sorted,
                        Pcifleet__GroupEndpoint **ep_sorted, size_t n_ep, char **err)
@@ -1071,63 +1242,55 @@ static int ingest_rows(store_t *s, const char *node, const Pcifleet__Inventory *
     if (stmt_exec(s, st) < 0)
         return db_fail(s, err, "cannot store the IOMMU state");
 
-    /* devices */
-    if (!(st = stmt(s, ST_INS_DEVICE, err)))
-        return -EIO;
-    for (size_t i = 0; i < inv->n_devices; i++) {
-        const Pcifleet__Device *d = inv->devices[i];
-        sqlite3_bind_text(st, 1, node, -1, SQLITE_STATIC);
-        sqlite3_bind_text(st, 2, str_or_empty(d->address), -1, SQLITE_STATIC);
-        sqlite3_bind_int64(st, 3, d->class_code);
-        bind_opt_text(st, 4, d->class_name);
-        sqlite3_bind_int64(st, 5, d->vendor_id);
-        sqlite3_bind_int64(st, 6, d->device_id);
-        sqlite3_bind_int64(st, 7, d->subsystem_vendor_id);
-        sqlite3_bind_int64(st, 8, d->subsystem_device_id);
-        sqlite3_bind_int64(st, 9, d->revision);
-        bind_opt_text(st, 10, d->vendor_name);
-        bind_opt_text(st, 11, d->device_name);
-        bind_opt_text(st, 12, d->driver);
-        if (d->iommu_group >= 0)
-            sqlite3_bind_int64(st, 13, d->iommu_group);
-        if (d->numa_node >= 0)
-            sqlite3_bind_int(st, 14, d->numa_node);
-        sqlite3_bind_int(st, 15, d->bridge ? 1 : 0);
-        sqlite3_bind_int(st, 16, d->has_acs ? 1 : 0);
-        if (d->has_acs) {
-            sqlite3_bind_int64(st, 17, d->acs_cap);
-            sqlite3_bind_int64(st, 18, d->acs_ctl);
+    /* devices, then groups (their members are the devices above): several
+     * rows per INSERT, since SQLite's cost per statement (start, foreign
+     * key checks, halt) is most of what a small row costs */
+    size_t at = 0;
+    while (at < inv->n_devices) {
+        bool multi = inv->n_devices - at >= MULTI_ROWS;
+        size_t rows = multi ? MULTI_ROWS : 1;
+        if (!(st = multi ? stmt_multi(s, MULTI_DEVICES, err) : stmt(s, ST_INS_DEVICE, err)))
+            return -EIO;
+        for (size_t r = 0; r < rows; r++)
+            bind_device(s, st, (int)(r * DEVICE_COLS), node, inv->devices[at + r], ep_sorted, n_ep);
+        if (stmt_exec(s, st) < 0) {
+            if (!multi)
+                return fail(err, -EIO, "device %s: %s", str_or_empty(inv->devices[at]->address),
+                            sqlite3_errmsg(s->db));
+            /* the failed statement changed nothing: redo its rows one by
+             * one to name the device that is wrong */
+            for (size_t r = 0; r < rows; r++) {
+                const Pcifleet__Device *d = inv->devices[at + r];
+                if (!(st = stmt(s, ST_INS_DEVICE, err)))
+                    return -EIO;
+                bind_device(s, st, 0, node, d, ep_sorted, n_ep);
+                if (stmt_exec(s, st) < 0)
+                    return fail(err, -EIO, "device %s: %s", str_or_empty(d->address), sqlite3_errmsg(s->db));
+            }
         }
-        if (d->has_sriov) {
-            sqlite3_bind_int64(st, 19, d->sriov_total);
-            sqlite3_bind_int64(st, 20, d->sriov_num);
-        }
-        bind_opt_text(st, 21, d->physfn);
-        bind_opt_text(st, 22, d->link_speed);
-        if (d->link_width)
-            sqlite3_bind_int64(st, 23, d->link_width);
-        const Pcifleet__GroupEndpoint *ep =
-            d->iommu_group >= 0 ? find_endpoint(ep_sorted, n_ep, str_or_empty(d->address)) : NULL;
-        if (ep) {
-            sqlite3_bind_int(st, 24, ep->assignable_alone ? 1 : 0);
-            bind_json_array(s, st, 25, ep->slot_functions, ep->n_slot_functions);
-            bind_json_array(s, st, 26, ep->blockers, ep->n_blockers);
-        }
-        if (stmt_exec(s, st) < 0)
-            return fail(err, -EIO, "device %s: %s", str_or_empty(d->address), sqlite3_errmsg(s->db));
+        at += rows;
     }
-
-    /* groups (their members are the devices above) */
-    if (!(st = stmt(s, ST_INS_GROUP, err)))
-        return -EIO;
-    for (size_t i = 0; i < inv->n_groups; i++) {
-        const Pcifleet__Group *g = inv->groups[i];
-        sqlite3_bind_text(st, 1, node, -1, SQLITE_STATIC);
-        sqlite3_bind_int64(st, 2, g->id);
-        bind_opt_text(st, 3, g->type);
-        sqlite3_bind_int(st, 4, g->isolated ? 1 : 0);
-        if (stmt_exec(s, st) < 0)
-            return fail(err, -EIO, "group %" PRId64 ": %s", g->id, sqlite3_errmsg(s->db));
+    at = 0;
+    while (at < inv->n_groups) {
+        bool multi = inv->n_groups - at >= MULTI_ROWS;
+        size_t rows = multi ? MULTI_ROWS : 1;
+        if (!(st = multi ? stmt_multi(s, MULTI_GROUPS, err) : stmt(s, ST_INS_GROUP, err)))
+            return -EIO;
+        for (size_t r = 0; r < rows; r++)
+            bind_group(st, (int)(r * GROUP_COLS), node, inv->groups[at + r]);
+        if (stmt_exec(s, st) < 0) {
+            if (!multi)
+                return fail(err, -EIO, "group %" PRId64 ": %s", inv->groups[at]->id, sqlite3_errmsg(s->db));
+            for (size_t r = 0; r < rows; r++) {
+                const Pcifleet__Group *g = inv->groups[at + r];
+                if (!(st = stmt(s, ST_INS_GROUP, err)))
+                    return -EIO;
+                bind_group(st, 0, node, g);
+                if (stmt_exec(s, st) < 0)
+                    return fail(err, -EIO, "group %" PRId64 ": %s", g->id, sqlite3_errmsg(s->db));
+            }
+        }
+        at += rows;
     }
 
     /* NICs, with the device and isolation facts the queries need */

@@ -57,8 +57,26 @@ int store_heartbeat(store_t *s, const char *node, const uint8_t *hash, size_t ha
  * updates, nothing else. The store is the database's only writer: the
  * in-memory table trusts that nobody else changes the nodes table. */
 int store_flush(store_t *s, char **err);
+/* Group commit. Between store_batch_begin and store_batch_end every change
+ * (inventories, heartbeats that change something, flushes, events) goes
+ * into one transaction, begun by the first change; each change is still
+ * all-or-nothing on its own (a savepoint), so a refused inventory leaves
+ * the others of the batch intact, and a reader sees whole nodes only.
+ * Nothing of the batch is durable, or visible to readers, before
+ * store_batch_end returns 0: send acknowledgements after it. When it fails
+ * (-EIO, *err set) the whole batch is rolled back and the in-memory node
+ * table is dropped (read again from the database), so the senders must be
+ * asked to send again. */
+void store_batch_begin(store_t *s);
+int store_batch_end(store_t *s, char **err);
 /* 0 writes every heartbeat through (no buffering). */
 void store_set_flush_interval(store_t *s, int ms);
+/* A number that changes whenever anything stored changes other than the
+ * last_seen times store_flush writes (it counts rows written, so a write
+ * rolled back changes it too: it may change without a visible change, never
+ * the other way). Query results that show no last_seen can be kept while
+ * it stays the same (query.h). */
+uint64_t store_content_version(store_t *s);
 /* How many nodes have a last_seen waiting for store_flush. */
 size_t store_pending_heartbeats(const store_t *s);
 

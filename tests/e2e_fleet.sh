@@ -400,6 +400,12 @@ rc=$?
 check "sql refuses a write with a sentence" bash -c '[ "$0" = 1 ] && [ -n "$1" ]' "$rc" "$out"
 pf sql "WITH RECURSIVE r(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM r) SELECT count(*) FROM r" >/dev/null 2>&1
 check "sql stops a runaway query (1)" [ $? = 1 ]
+# an answer over WIRE_ADMIN_INLINE_MAX (256 KiB) comes in chunks after the reply
+long_sql="WITH RECURSIVE r(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM r LIMIT 4000) SELECT i, printf('%.120c', 'x') AS pad FROM r"
+pf --json sql "$long_sql" >"$tmp/long.json"
+check "a long answer (chunked) arrives whole: 4000 rows, in order, over 256 KiB" \
+    bash -c '[ "$(jq length "$0")" = 4000 ] && [ "$(jq ".[3999].i" "$0")" = 4000 ] && [ $(stat -c %s "$0") -gt 262144 ]' \
+    "$tmp/long.json"
 check "status counts the inventories" \
     bash -c '"$0" status --json | jq -e --argjson n "$1" ".inventories >= \$n"' "$PF" "$N"
 

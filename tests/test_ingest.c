@@ -311,7 +311,7 @@ static Pcifleet__AdminReply *admin(fx_t *f, bool json, int argc, ...)
     req.json = json;
     uint8_t *buf = NULL;
     size_t len = wire_encode_admin_request(&req, &buf);
-    admin_ctx_t ctx = {f->store, f->ks, f->ig, {2000, 10000}, "tcp://*:7450", "test", 1700000000, 15};
+    admin_ctx_t ctx = {f->store, f->ks, f->ig, {2000, 10000, NULL}, "tcp://*:7450", "test", 1700000000, 15};
     uint8_t *out = NULL;
     size_t n = admin_handle(&ctx, buf, len, 1700000001, &out);
     free(buf);
@@ -381,7 +381,7 @@ static void test_admin_keys(void **state)
 static void test_admin_garbage(void **state)
 {
     fx_t *f = *state;
-    admin_ctx_t ctx = {f->store, f->ks, f->ig, {2000, 10000}, "tcp://*:7450", "test", 0, 15};
+    admin_ctx_t ctx = {f->store, f->ks, f->ig, {2000, 10000, NULL}, "tcp://*:7450", "test", 0, 15};
     static const uint8_t junk[] = {0xff, 0xff, 0xff, 0x0f, 0x12, 0x80};
     uint8_t *out = NULL;
     size_t n = admin_handle(&ctx, junk, sizeof junk, 1, &out);
@@ -431,6 +431,69 @@ static void test_keyfp(void **state)
     assert_int_not_equal(keyfp_of(NULL, a), 0);
 }
 
+/* A long answer through admin_handle_chunked (what pcifleetd sends): the
+ * reply announces the body, the body stays in the caller's buffer, and it
+ * is exactly the body admin_handle puts inside its reply; a short answer
+ * stays inside the reply. */
+static void test_admin_chunked(void **state)
+{
+    fx_t *f = *state;
+    char *argv[] = {"sql", "WITH RECURSIVE r(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM r LIMIT 4000)"
+                           " SELECT i, printf('%.120c', 'x') AS pad FROM r"};
+    Pcifleet__AdminRequest req = PCIFLEET__ADMIN_REQUEST__INIT;
+    req.argv = argv;
+    req.n_argv = 2;
+    uint8_t *buf = NULL;
+    size_t len = wire_encode_admin_request(&req, &buf);
+    admin_ctx_t ctx = {f->store, f->ks, f->ig, {2000, 10000, NULL}, "tcp://*:7450", "test", 1700000000, 15};
+
+    uint8_t *inline_reply = NULL;
+    size_t n = admin_handle(&ctx, buf, len, 1700000001, &inline_reply);
+    Pcifleet__AdminReply *whole = NULL;
+    char *err = NULL;
+    assert_int_equal(wire_decode_admin_reply(inline_reply, n, 0, &whole, &err), 0);
+    assert_int_equal(whole->status, 0);
+    size_t want = strlen(whole->body);
+    assert_true(want > WIRE_ADMIN_INLINE_MAX);
+    assert_int_equal(whole->body_chunks, 0);
+
+    buf_t body = BUF_INIT;
+    uint8_t *head = NULL;
+    n = admin_handle_chunked(&ctx, buf, len, 1700000001, &head, &body);
+    Pcifleet__AdminReply *r = NULL;
+    assert_int_equal(wire_decode_admin_reply(head, n, 0, &r, &err), 0);
+    assert_int_equal(r->status, 0);
+    assert_string_equal(r->body, "");
+    assert_int_equal(r->body_length, want);
+    assert_int_equal(body.len, want);
+    assert_memory_equal(body.p, whole->body, want);
+    uint32_t chunks = 0;
+    for (size_t off = 0, c; (c = wire_admin_chunk_len(body.p, body.len, off)) > 0; off += c)
+        chunks++;
+    assert_int_equal(r->body_chunks, chunks);
+    assert_true(chunks >= 2);
+    wire_admin_reply_free(&r);
+    free(head);
+    free(buf);
+
+    /* short: inside the reply, nothing left in the buffer */
+    char *argv2[] = {"status"};
+    req.argv = argv2;
+    req.n_argv = 1;
+    len = wire_encode_admin_request(&req, &buf);
+    n = admin_handle_chunked(&ctx, buf, len, 1700000001, &head, &body);
+    assert_int_equal(wire_decode_admin_reply(head, n, 0, &r, &err), 0);
+    assert_non_null(strstr(r->body, "controller"));
+    assert_int_equal(r->body_chunks, 0);
+    assert_int_equal(body.len, 0);
+    wire_admin_reply_free(&r);
+    wire_admin_reply_free(&whole);
+    free(head);
+    free(inline_reply);
+    free(buf);
+    buf_free(&body);
+}
+
 int main(void)
 {
     log_init("test_ingest", LOG_LEVEL_ERROR);
@@ -440,6 +503,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_wrong_node, setup, teardown),
         cmocka_unit_test_setup_teardown(test_bad_frames, setup, teardown),
         cmocka_unit_test_setup_teardown(test_admin_keys, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_admin_chunked, setup, teardown),
         cmocka_unit_test_setup_teardown(test_admin_garbage, setup, teardown),
         cmocka_unit_test(test_admin_endpoints),
         cmocka_unit_test_setup_teardown(test_keyfp, setup, teardown),

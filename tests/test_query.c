@@ -638,6 +638,67 @@ static void test_jtext(void **state)
     buf_free(&b);
 }
 
+/* The answer cache (query.h): a repeated `nics --free` is answered from it
+ * while nothing but heartbeats happened, and never after a change: a new
+ * inventory or a node going offline gives the new answer at once. Queries
+ * that show last_seen (nodes) are never kept. */
+static void test_query_cache(void **state)
+{
+    fx_t *f = *state;
+    f->opts.cache = query_cache_new();
+    uint64_t lookups, hits;
+    char *first, *again, *err;
+    assert_int_equal(run(f, "nics --free", true, &first, &err), 0);
+    assert_int_equal(run(f, "nics --free", true, &again, &err), 0);
+    assert_string_equal(first, again);
+    assert_non_null(strstr(first, "\"pve1\""));
+    query_cache_stats(f->opts.cache, &lookups, &hits);
+    assert_int_equal(lookups, 2);
+    assert_int_equal(hits, 1);
+    free(again);
+
+    /* table and JSON are different answers */
+    char *table;
+    assert_int_equal(run(f, "nics --free", false, &table, &err), 0);
+    assert_null(strstr(table, "{"));
+    free(table);
+
+    /* heartbeats only: still the kept answer */
+    bool known, match;
+    assert_int_equal(store_heartbeat(f->s, "pve1", NULL, 0, "boot-1", NOW + 30, &known, &match, &err), 0);
+    assert_int_equal(store_flush(f->s, &err), 0);
+    assert_int_equal(run(f, "nics --free", true, &again, &err), 0);
+    assert_string_equal(first, again);
+    query_cache_stats(f->opts.cache, &lookups, &hits);
+    assert_int_equal(hits, 2);
+    free(again);
+
+    /* a new inventory of pve1 without its free I225: the answer changes */
+    ib_t *b = ib_pve1();
+    b->inv.n_nics = 0;
+    ingest(f->s, "pve1", b, NOW + 40);
+    assert_int_equal(run(f, "nics --free", true, &again, &err), 0);
+    assert_string_not_equal(first, again);
+    assert_null(strstr(again, "\"pve1\""));
+    query_cache_stats(f->opts.cache, &lookups, &hits);
+    assert_int_equal(hits, 2);
+    free(again);
+
+    /* nodes shows last_seen: never kept */
+    char *n1, *n2;
+    assert_int_equal(run(f, "nodes", true, &n1, &err), 0);
+    assert_int_equal(store_heartbeat(f->s, "pve2", NULL, 0, "boot-1", NOW + 90, &known, &match, &err), 0);
+    assert_int_equal(run(f, "nodes", true, &n2, &err), 0);
+    assert_string_not_equal(n1, n2);
+    query_cache_stats(f->opts.cache, &lookups, &hits);
+    assert_int_equal(hits, 2);
+    free(n1);
+    free(n2);
+    free(first);
+    query_cache_destroy(&f->opts.cache);
+    assert_null(f->opts.cache);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -645,6 +706,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_nodes_see_buffered_heartbeats, fx_setup, fx_teardown),
         cmocka_unit_test_setup_teardown(test_nics, fx_setup, fx_teardown),
         cmocka_unit_test_setup_teardown(test_nics_free, fx_setup, fx_teardown),
+        cmocka_unit_test_setup_teardown(test_query_cache, fx_setup, fx_teardown),
         cmocka_unit_test_setup_teardown(test_groups, fx_setup, fx_teardown),
         cmocka_unit_test_setup_teardown(test_vms, fx_setup, fx_teardown),
         cmocka_unit_test_setup_teardown(test_show, fx_setup, fx_teardown),

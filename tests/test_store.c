@@ -349,6 +349,53 @@ static void test_ingest_atomic_for_readers(void **state)
     ib_free(&b);
 }
 
+/* Group commit (store_batch_begin/_end): inside a batch nothing reaches a
+ * reader until the end; a refused inventory in the middle (a device listed
+ * twice among 20, so inside a multi-row insert) is undone alone, with the
+ * device named; everything else of the batch is there, whole, afterwards. */
+static void test_batch_group_commit(void **state)
+{
+    fx_t *f = *state;
+    sqlite3 *rd = NULL;
+    assert_int_equal(sqlite3_open_v2(f->path, &rd, SQLITE_OPEN_READONLY, NULL), SQLITE_OK);
+    ib_t *a = ib_pve1();
+    ib_t *bad = ib_new("ready", "grub");
+    for (int i = 0; i < 20; i++) {
+        char addr[16];
+        snprintf(addr, sizeof(addr), "0000:%02x:00.0", 0x40 + (i == 9 ? 3 : i));
+        ib_device(bad, addr, 0x0200, 0x8086, 0x15f3, 40 + i, "I225", "igc");
+    }
+    ib_t *c = ib_pve2();
+    char *err = NULL;
+    store_batch_begin(f->s);
+    ingest_ok(f->s, "pve1", a, NOW);
+    assert_int_equal(store_ingest_inventory(f->s, "bad", &bad->inv, NOW, &err), -EIO);
+    assert_non_null(strstr(err, "device 0000:43:00.0"));
+    assert_non_null(strstr(err, "UNIQUE"));
+    free(err);
+    err = NULL;
+    ingest_ok(f->s, "pve2", c, NOW);
+    bool known, match;
+    assert_int_equal(store_heartbeat(f->s, "pve3", NULL, 0, "b3", NOW, &known, &match, &err), 0);
+    assert_int_equal(q_int(rd, "SELECT count(*) FROM nodes"), 0); /* nothing yet */
+    assert_int_equal(store_batch_end(f->s, &err), 0);
+    assert_rows(rd, "SELECT name, device_count FROM nodes ORDER BY name", "pve1|7\npve2|1\npve3|0\n");
+    assert_int_equal(q_int(rd, "SELECT count(*) FROM devices WHERE node = 'bad'"), 0);
+    assert_int_equal(q_int(rd, "SELECT count(*) FROM devices WHERE node = 'pve1'"), 7);
+    /* the heartbeat cache agrees with what was stored */
+    assert_int_equal(store_heartbeat(f->s, "pve1", a->inv.hash.data, a->inv.hash.len, "boot-1", NOW + 1, &known,
+                                     &match, &err),
+                     0);
+    assert_true(known);
+    /* an empty batch commits nothing and succeeds */
+    store_batch_begin(f->s);
+    assert_int_equal(store_batch_end(f->s, &err), 0);
+    sqlite3_close(rd);
+    ib_free(&a);
+    ib_free(&bad);
+    ib_free(&c);
+}
+
 /* The same with a reader thread racing a writer that alternates two
  * inventories: every snapshot the reader takes is one of the two. */
 typedef struct {
@@ -624,6 +671,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_ingest_failure_keeps_old, fx_setup, fx_teardown),
         cmocka_unit_test_setup_teardown(test_ingest_atomic_for_readers, fx_setup, fx_teardown),
         cmocka_unit_test_setup_teardown(test_ingest_atomic_race, fx_setup, fx_teardown),
+        cmocka_unit_test_setup_teardown(test_batch_group_commit, fx_setup, fx_teardown),
         cmocka_unit_test_setup_teardown(test_heartbeat_writes_only_last_seen, fx_setup, fx_teardown),
         cmocka_unit_test_setup_teardown(test_heartbeat_batching, fx_setup, fx_teardown),
         cmocka_unit_test_setup_teardown(test_mark_offline, fx_setup, fx_teardown),

@@ -435,10 +435,94 @@ static void test_admin(void **state)
     buf_free(&b);
 }
 
+/* A long answer's body travels in chunks after the reply (AdminReply
+ * body_length, body_chunks): the decoder takes a consistent announcement and
+ * refuses one the chunks could not hold, or that comes with a body too; the
+ * chunks wire_admin_chunk_len cuts cover the body exactly, fit the limit and
+ * end on UTF-8 character boundaries. */
+static void test_admin_chunks(void **state)
+{
+    (void)state;
+    struct {
+        const char *body;
+        uint64_t length;
+        uint32_t chunks;
+        bool ok;
+    } cases[] = {
+        {"", 1000000, 4, true},
+        {"", WIRE_ADMIN_CHUNK, 1, true},
+        {"", WIRE_ADMIN_CHUNK + 1, 1, false},     /* one chunk cannot hold it */
+        {"", 3, 4, false},                        /* more chunks than bytes */
+        {"", 0, 2, false},                        /* chunks of nothing */
+        {"", 10, 0, false},                       /* a length without chunks */
+        {"text", 10, 1, false},                   /* a body and chunks */
+        {"", (uint64_t)WIRE_ADMIN_MAX_BODY + 1, 4000, false},
+    };
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        Pcifleet__AdminReply rep = PCIFLEET__ADMIN_REPLY__INIT;
+        rep.body = (char *)cases[i].body;
+        rep.body_length = cases[i].length;
+        rep.body_chunks = cases[i].chunks;
+        uint8_t *buf;
+        size_t n = wire_encode_admin_reply(&rep, &buf);
+        Pcifleet__AdminReply *r = NULL;
+        char *err = NULL;
+        int rc = wire_decode_admin_reply(buf, n, 0, &r, &err);
+        if (cases[i].ok) {
+            assert_int_equal(rc, 0);
+            assert_int_equal(r->body_length, cases[i].length);
+            assert_int_equal(r->body_chunks, cases[i].chunks);
+        } else {
+            if (rc != C_MALFORMED)
+                fail_msg("case %zu: got %d", i, rc);
+            assert_null(r);
+            assert_non_null(strstr(err, "admin reply"));
+        }
+        wire_admin_reply_free(&r);
+        free(err);
+        free(buf);
+    }
+
+    /* 2.5 chunks of text whose 3- and 4-byte characters fall across the
+     * chunk size */
+    size_t len = WIRE_ADMIN_CHUNK * 5 / 2;
+    char *body = xmalloc(len + 1);
+    for (size_t i = 0; i < len;) {
+        static const char *pieces[] = {"a", "\xc3\xbc", "\xe2\x82\xac", "\xf0\x9f\x98\x80"};
+        const char *p = pieces[(i / 7) % 4];
+        size_t pl = strlen(p);
+        if (i + pl > len)
+            p = "a", pl = 1;
+        memcpy(body + i, p, pl);
+        i += pl;
+    }
+    body[len] = '\0';
+    assert_true(wire_utf8_valid(body, len));
+    size_t off = 0, chunks = 0, c;
+    while ((c = wire_admin_chunk_len(body, len, off)) > 0) {
+        assert_true(c <= WIRE_ADMIN_CHUNK);
+        assert_true(c > WIRE_ADMIN_CHUNK - 4 || off + c == len);
+        if (!wire_utf8_valid(body + off, c))
+            fail_msg("chunk %zu at %zu (%zu bytes) cuts a character", chunks, off, c);
+        off += c;
+        chunks++;
+    }
+    assert_int_equal(off, len);
+    assert_int_equal(chunks, 3);
+    assert_int_equal(wire_admin_chunk_len(body, len, len), 0);
+    free(body);
+}
+
 static void test_text(void **state)
 {
     (void)state;
     assert_true(wire_utf8_valid("plain ascii", 11));
+    /* the eight-bytes-at-a-time ASCII path: a bad byte after it, inside
+     * it, and a good character right after a run of ASCII */
+    assert_false(wire_utf8_valid("0123456789abcdef\xff", 17));
+    assert_false(wire_utf8_valid("0123\x80" "56789abcdef", 16));
+    assert_true(wire_utf8_valid("0123456789abcdef\xc3\xbc", 18));
+    assert_false(wire_utf8_valid("0123456789abcdef\xc3", 17));
     assert_true(wire_utf8_valid("gr\xc3\xbc\xc3\x9f \xe2\x82\xac \xf0\x9f\x98\x80", 15));
     assert_false(wire_utf8_valid("\xc0\xaf", 2));         /* overlong '/' */
     assert_false(wire_utf8_valid("\xed\xa0\x80", 3));     /* surrogate */
@@ -461,7 +545,7 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_roundtrip),    cmocka_unit_test(test_garbage),      cmocka_unit_test(test_too_large),
         cmocka_unit_test(test_versions),     cmocka_unit_test(test_unknown_body), cmocka_unit_test(test_huge_counts),
-        cmocka_unit_test(test_field_checks), cmocka_unit_test(test_admin),        cmocka_unit_test(test_text),
+        cmocka_unit_test(test_field_checks), cmocka_unit_test(test_admin), cmocka_unit_test(test_admin_chunks),        cmocka_unit_test(test_text),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
