@@ -8,15 +8,25 @@
  * field with more than WIRE_MAX_REPEATED entries and nesting deeper than
  * WIRE_MAX_DEPTH, and it adds up what protobuf-c would allocate for the
  * message. Only a frame that passes, and whose decoded form stays under
- * WIRE_MAX_DECODED, goes to protobuf_c_message_unpack (default allocator).
- * That way a 16 MiB frame of two-byte empty submessages cannot make the
- * controller allocate gigabytes. The second pass is protobuf-c's own. */
+ * WIRE_MAX_DECODED, goes to protobuf_c_message_unpack. That way a 16 MiB
+ * frame of two-byte empty submessages cannot make the controller allocate
+ * gigabytes. The second pass is protobuf-c's own.
+ *
+ * An Envelope is unpacked into one block sized by the pre-scan (an arena):
+ * an inventory is a thousand small strings and arrays, and one malloc and
+ * one free instead of a thousand each is most of what decoding costs the
+ * controller. Should protobuf-c ask for more than the scan counted, the
+ * rest comes from malloc. wire_free finds the block through a small table
+ * of the envelopes decoded and not yet freed. */
 #include "wire.h"
 
 #include "buf.h"
 
 #include <errno.h>
 #include <inttypes.h>
+#include <pthread.h>
+#include <stdalign.h>
+#include <stddef.h>
 #include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -80,6 +90,78 @@ bool wire_utf8_valid(const char *str, size_t n)
         i += need + 1;
     }
     return true;
+}
+
+/* ---- the arena an Envelope is unpacked into ---- */
+
+typedef struct {
+    char *base;
+    size_t cap, used;
+    size_t spilled;    /* allocations that did not fit and came from malloc */
+    const void *owner; /* the Envelope decoded into it */
+} arena_t;
+
+static void *arena_alloc(void *data, size_t n)
+{
+    arena_t *a = data;
+    size_t al = alignof(max_align_t);
+    size_t need = (n + al - 1) & ~(al - 1);
+    if (need >= n && a->cap - a->used >= need) {
+        void *p = a->base + a->used;
+        a->used += need;
+        return p;
+    }
+    a->spilled++;
+    return malloc(n ? n : 1); /* the scan undercounted: protobuf-c copes with NULL */
+}
+
+static void arena_release(void *data, void *p)
+{
+    arena_t *a = data;
+    if (p && ((char *)p < a->base || (char *)p >= a->base + a->cap))
+        free(p);
+}
+
+static size_t arena_cap_override; /* tests: wire_test_arena_cap */
+
+void wire_test_arena_cap(size_t cap) { arena_cap_override = cap; }
+
+/* Envelopes decoded into an arena and not yet freed (few at a time: a
+ * linear table is enough). */
+static pthread_mutex_t arenas_lock = PTHREAD_MUTEX_INITIALIZER;
+static arena_t **arenas;
+static size_t n_arenas, arenas_cap;
+
+static void arena_register(arena_t *a)
+{
+    pthread_mutex_lock(&arenas_lock);
+    if (n_arenas == arenas_cap) {
+        arenas_cap = arenas_cap ? arenas_cap * 2 : 8;
+        arenas = xrealloc(arenas, arenas_cap * sizeof(*arenas));
+    }
+    arenas[n_arenas++] = a;
+    pthread_mutex_unlock(&arenas_lock);
+}
+
+/* The arena env was decoded into, taken out of the table; NULL if none. */
+static arena_t *arena_take(const void *env)
+{
+    arena_t *a = NULL;
+    pthread_mutex_lock(&arenas_lock);
+    for (size_t i = n_arenas; i-- > 0;) {
+        if (arenas[i]->owner == env) {
+            a = arenas[i];
+            arenas[i] = arenas[--n_arenas];
+            break;
+        }
+    }
+    if (!n_arenas) { /* nothing live: give the table back */
+        free(arenas);
+        arenas = NULL;
+        arenas_cap = 0;
+    }
+    pthread_mutex_unlock(&arenas_lock);
+    return a;
 }
 
 /* ---- the pre-scan ---- */
@@ -468,11 +550,21 @@ int wire_decode(const uint8_t *buf, size_t len, size_t max, Pcifleet__Envelope *
     int code = precheck(buf, len, max, WIRE_MAX_STRING, &pcifleet__envelope__descriptor, "envelope", &s, err);
     if (code)
         return code;
-    Pcifleet__Envelope *env = pcifleet__envelope__unpack(NULL, len, buf);
+    arena_t *a = xmalloc(sizeof(*a));
+    /* what the scan counted, plus room for protobuf-c's rounding */
+    a->cap = arena_cap_override ? arena_cap_override : s.decoded + s.decoded / 8 + 256;
+    a->base = xmalloc(a->cap);
+    a->used = a->spilled = 0;
+    ProtobufCAllocator alloc = {.alloc = arena_alloc, .free = arena_release, .allocator_data = a};
+    Pcifleet__Envelope *env = pcifleet__envelope__unpack(&alloc, len, buf);
     if (!env) {
+        free(a->base);
+        free(a);
         *err = xstrdup("the frame is not a valid pcifleet envelope (protobuf decoding failed)");
         return CODE_MALFORMED;
     }
+    a->owner = env;
+    arena_register(a);
     if (env->version != VERSION_CURRENT) {
         code = version_refusal(env->version, "envelope", err);
         wire_free(&env);
@@ -499,7 +591,19 @@ void wire_free(Pcifleet__Envelope **env)
 {
     if (!env || !*env)
         return;
-    pcifleet__envelope__free_unpacked(*env, NULL);
+    arena_t *a = arena_take(*env);
+    if (a) {
+        /* the block goes at once; the message is walked only to free what
+         * came from malloc, if anything did */
+        if (a->spilled) {
+            ProtobufCAllocator alloc = {.alloc = arena_alloc, .free = arena_release, .allocator_data = a};
+            pcifleet__envelope__free_unpacked(*env, &alloc);
+        }
+        free(a->base);
+        free(a);
+    } else {
+        pcifleet__envelope__free_unpacked(*env, NULL);
+    }
     *env = NULL;
 }
 

@@ -82,6 +82,10 @@ void wire_admin_reply_free(Pcifleet__AdminReply **reply);
 /* "malformed", "too-large", "unknown-message", "bad-version", "wrong-node",
  * "key-not-accepted", "internal" ("ok" for 0): for logs. Static strings. */
 const char *wire_code_name(int code);
+/* For tests: envelopes decode into an arena of cap bytes instead of what the
+ * pre-scan counted, so the path where allocations spill over to malloc is
+ * exercised. 0 restores the default. */
+void wire_test_arena_cap(size_t cap);
 /* "Hello", "Inventory", ... or "nothing": the body an envelope carries. */
 const char *wire_body_name(const Pcifleet__Envelope *env);
 

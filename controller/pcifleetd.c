@@ -30,6 +30,7 @@
 #include <errno.h>
 #include <getopt.h>
 #include <limits.h>
+#include <malloc.h>
 #include <pthread.h>
 #include <signal.h>
 #include <stdio.h>
@@ -555,6 +556,13 @@ static int bind_admin(daemon_t *d)
 
 int main(int argc, char **argv)
 {
+    /* Every agent message allocates and frees tens of kilobytes (frames,
+     * decoded inventories, SQLite pages). glibc would give the top of the
+     * heap back to the kernel after each burst and fault it in again on the
+     * next; keeping up to 64 MiB of free heap costs nothing real and
+     * bench_ingest measured a tenth of the ingest time in those faults. */
+    mallopt(M_TRIM_THRESHOLD, 64 * 1024 * 1024);
+    mallopt(M_MMAP_THRESHOLD, 8 * 1024 * 1024);
     log_init("pcifleetd", LOG_LEVEL_INFO);
     daemon_t d;
     memset(&d, 0, sizeof d);

@@ -13,6 +13,7 @@
 #include "jtext.h"
 
 #include <errno.h>
+#include <pthread.h>
 #include <inttypes.h>
 #include <sodium.h>
 #include <sqlite3.h>
@@ -148,6 +149,13 @@ struct store {
     size_t n_pending, pending_cap;
     int flush_ms;
     int64_t flush_rows; /* rows store_flush updated: last_seen only */
+    /* WAL checkpoints run on their own thread and connection, so the
+     * writer never stops to copy pages into the database and fsync */
+    pthread_t ck_thread;
+    pthread_mutex_t ck_mu;
+    pthread_cond_t ck_cv;
+    bool ck_running, ck_stop;
+    sqlite3 *ck_db;
     bool batch;        /* inside store_batch_begin/_end */
     bool batch_open;   /* the batch's transaction has begun */
     bool batch_lost;   /* SQLite rolled the batch's transaction back itself */
@@ -514,6 +522,77 @@ static int migrate(store_t *s, char **err)
     }
 }
 
+/* ---- the checkpointer ---- */
+
+#define CHECKPOINT_EVERY_MS 250
+
+static void *checkpointer(void *arg)
+{
+    store_t *s = arg;
+    pthread_mutex_lock(&s->ck_mu);
+    while (!s->ck_stop) {
+        struct timespec until;
+        clock_gettime(CLOCK_REALTIME, &until);
+        until.tv_nsec += CHECKPOINT_EVERY_MS * 1000000L;
+        if (until.tv_nsec >= 1000000000L) {
+            until.tv_sec++;
+            until.tv_nsec -= 1000000000L;
+        }
+        pthread_cond_timedwait(&s->ck_cv, &s->ck_mu, &until);
+        if (s->ck_stop)
+            break;
+        pthread_mutex_unlock(&s->ck_mu);
+        /* PASSIVE: copies what no reader still needs, never waits for the
+         * writer or a reader */
+        sqlite3_wal_checkpoint_v2(s->ck_db, NULL, SQLITE_CHECKPOINT_PASSIVE, NULL, NULL);
+        pthread_mutex_lock(&s->ck_mu);
+    }
+    pthread_mutex_unlock(&s->ck_mu);
+    return NULL;
+}
+
+/* Starts the checkpointer for a database in a file; without one (or if it
+ * cannot start) the writer checkpoints by itself, as SQLite does. */
+static void checkpointer_start(store_t *s)
+{
+    if (strcmp(s->path, ":memory:") == 0 || strncmp(s->path, "file:", 5) == 0)
+        return;
+    if (sqlite3_open_v2(s->path, &s->ck_db, SQLITE_OPEN_READWRITE | SQLITE_OPEN_NOMUTEX, NULL) != SQLITE_OK) {
+        sqlite3_close(s->ck_db);
+        s->ck_db = NULL;
+        return;
+    }
+    pthread_mutex_init(&s->ck_mu, NULL);
+    pthread_cond_init(&s->ck_cv, NULL);
+    if (pthread_create(&s->ck_thread, NULL, checkpointer, s) != 0) {
+        pthread_mutex_destroy(&s->ck_mu);
+        pthread_cond_destroy(&s->ck_cv);
+        sqlite3_close(s->ck_db);
+        s->ck_db = NULL;
+        return;
+    }
+    s->ck_running = true;
+    /* the writer checkpoints only as a backstop, should the WAL outgrow
+     * what the checkpointer keeps up with (400 MB of pages) */
+    exec_sql(s->db, "PRAGMA wal_autocheckpoint = 100000", NULL, "");
+}
+
+static void checkpointer_stop(store_t *s)
+{
+    if (!s->ck_running)
+        return;
+    pthread_mutex_lock(&s->ck_mu);
+    s->ck_stop = true;
+    pthread_cond_signal(&s->ck_cv);
+    pthread_mutex_unlock(&s->ck_mu);
+    pthread_join(s->ck_thread, NULL);
+    pthread_mutex_destroy(&s->ck_mu);
+    pthread_cond_destroy(&s->ck_cv);
+    sqlite3_close(s->ck_db);
+    s->ck_db = NULL;
+    s->ck_running = false;
+}
+
 int store_open(const char *path, store_t **out, char **err)
 {
     /* SQLite's memory statistics take a global mutex around every
@@ -577,6 +656,7 @@ int store_open(const char *path, store_t **out, char **err)
     rc = migrate(s, err);
     if (rc < 0)
         goto fail;
+    checkpointer_start(s);
     *out = s;
     return 0;
 fail:
@@ -591,6 +671,7 @@ void store_close(store_t **sp)
     store_t *s = *sp;
     if (s->db && s->n_pending)
         store_flush(s, NULL);
+    checkpointer_stop(s);
     for (int i = 0; i < ST__COUNT; i++)
         sqlite3_finalize(s->st[i]);
     for (int i = 0; i < 2; i++)
@@ -1166,14 +1247,16 @@ static void bind_group(sqlite3_stmt *st, int off, const char *node, const Pcifle
     sqlite3_bind_int(st, off + 4, g->isolated ? 1 : 0);
 }
 
-static int ingest_rows(store_t *s, const char *node, const Pcifleet__Inventory *inv, const uint8_t *hash,
-                       size_t hash_len, int64_t now, Pcifleet__Device **dev_sorted,
+static int ingest_rows(store_t *s, const char *node, const Pcifleet__Inventory *inv, bool had_inventory,
+                       const uint8_t *hash, size_t hash_len, int64_t now, Pcifleet__Device **dev_sorted,
                        Pcifleet__GroupEndpoint **ep_sorted, size_t n_ep, char **err)
 {
     static const int dels[] = {ST_DEL_PASSTHROUGH, ST_DEL_VMS,    ST_DEL_GROUPS, ST_DEL_NICS,
                                ST_DEL_DEVICES,     ST_DEL_ERRORS, ST_DEL_IOMMU};
     sqlite3_stmt *st;
-    for (size_t i = 0; i < sizeof(dels) / sizeof(dels[0]); i++) {
+    /* a node's rows come only with an inventory (which sets its hash in the
+     * same transaction): without one there is nothing to remove */
+    for (size_t i = 0; had_inventory && i < sizeof(dels) / sizeof(dels[0]); i++) {
         if (!(st = stmt(s, dels[i], err)))
             return -EIO;
         sqlite3_bind_text(st, 1, node, -1, SQLITE_STATIC);
@@ -1512,7 +1595,7 @@ int store_ingest_inventory(store_t *s, const char *node, const Pcifleet__Invento
         goto out;
     rc = old_state_read(s, node, &old, &why);
     if (rc == 0)
-        rc = ingest_rows(s, node, inv, hash, hash_len, now, dev_sorted, ep_sorted, n_ep, &why);
+        rc = ingest_rows(s, node, inv, old.has_inventory, hash, hash_len, now, dev_sorted, ep_sorted, n_ep, &why);
     if (rc == 0)
         rc = ingest_events(s, node, inv, &old, dev_sorted, now, &why);
     if (rc == 0)
