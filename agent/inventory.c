@@ -41,7 +41,7 @@ int inventory_scan(const scan_opts_t *opts, inventory_t **out, char **err)
     strv_t present = STRV_INIT;
     for (size_t i = 0; i < inv->devices.n; i++)
         strv_add(&present, inv->devices.v[i].address);
-    vms_probe(root, inv->sys.node, &present, &inv->vms, e);
+    vms_probe_with_mappings(root, inv->sys.node, &present, &inv->vms, &inv->mappings, e);
     strv_free(&present);
 
     iommu_judge(&inv->iommu, &inv->sys, &inv->boot, &inv->vfio);
@@ -64,6 +64,7 @@ void inventory_destroy(inventory_t **pinv)
     groups_free(&inv->groups);
     nics_free(&inv->nics);
     vms_free(&inv->vms);
+    pve_mappings_free(&inv->mappings);
     errs_free(&inv->errors);
     free(inv);
     *pinv = NULL;
@@ -302,6 +303,18 @@ void inventory_to_json(const inventory_t *inv, json_t *j)
     json_arr_close(j);
 
     vms_to_json(j, "vms", &inv->vms);
+    /* Only mappings with an entry for this node: what mapping=NAME means here. */
+    json_arr_open(j, "mappings");
+    for (size_t i = 0; i < inv->mappings.n; i++) {
+        const pve_mapping_t *mp = &inv->mappings.v[i];
+        if (!mp->n_alts)
+            continue;
+        json_obj_open(j, NULL);
+        json_str(j, "name", mp->name);
+        json_strv(j, "addresses", &mp->addresses);
+        json_obj_close(j);
+    }
+    json_arr_close(j);
 
     json_arr_open(j, "errors");
     for (size_t i = 0; i < inv->errors.n; i++) {

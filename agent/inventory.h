@@ -38,6 +38,7 @@ typedef struct {
     iommu_groups_t groups;
     nics_t nics;
     vms_t vms;
+    pve_mappings_t mappings; /* pci.cfg, sorted by name; those with n_alts 0 are not this node's */
     errs_t errors;
 } inventory_t;
 

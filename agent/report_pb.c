@@ -226,6 +226,24 @@ int report_to_pb(const inventory_t *inv, Pcifleet__Inventory **out)
     for (size_t i = 0; i < inv->vms.n; i++)
         m->vms[i] = vm_pb(&inv->vms.v[i]);
 
+    /* Only the mappings with an entry for this node (inventory.h keeps the
+     * others with n_alts 0); already sorted by name, so the hash is stable. */
+    size_t nmap = 0;
+    for (size_t i = 0; i < inv->mappings.n; i++)
+        nmap += inv->mappings.v[i].n_alts > 0;
+    m->n_mappings = nmap;
+    m->mappings = nmap ? xcalloc(nmap, sizeof(*m->mappings)) : NULL;
+    for (size_t i = 0, k = 0; i < inv->mappings.n; i++) {
+        const pve_mapping_t *mp = &inv->mappings.v[i];
+        if (!mp->n_alts)
+            continue;
+        Pcifleet__PciMapping *pm = xmalloc(sizeof(*pm));
+        pcifleet__pci_mapping__init(pm);
+        pm->name = text(mp->name);
+        pm->addresses = texts(&mp->addresses, &pm->n_addresses);
+        m->mappings[k++] = pm;
+    }
+
     m->n_errors = inv->errors.n;
     m->errors = inv->errors.n ? xcalloc(inv->errors.n, sizeof(*m->errors)) : NULL;
     for (size_t i = 0; i < inv->errors.n; i++) {

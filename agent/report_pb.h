@@ -17,9 +17,9 @@
  * shows, and each changes only when the node does. Nothing in the message
  * changes between two scans of an unchanged node: no timestamps, no root
  * path, and every list comes out in a fixed order (devices and NICs by
- * address, groups by id, VMs by source and id, files by name). So an
- * unchanged node hashes the same scan after scan, and the agent sends the
- * full inventory only when the hash changes. */
+ * address, groups by id, VMs by source and id, mappings by name, files by
+ * name). So an unchanged node hashes the same scan after scan, and the agent
+ * sends the full inventory only when the hash changes. */
 #ifndef PCIFLEET_REPORT_PB_H
 #define PCIFLEET_REPORT_PB_H
 

@@ -152,6 +152,27 @@ static inventory_t *handmade(void)
     vm->migratable = false;
     strv_add(&vm->reasons, "hostpci3 passes through 0000:05:00.0");
 
+    /* Sorted by name as the scan leaves them; "other" has no entry for
+     * this node and must not reach the message. */
+    static const char *const map_names[] = {"alpha", "other", "uplink"};
+    inv->mappings.v = xcalloc(3, sizeof(*inv->mappings.v));
+    inv->mappings.n = inv->mappings.cap = 3;
+    for (size_t i = 0; i < 3; i++) {
+        pve_mapping_t *mp = &inv->mappings.v[i];
+        mp->name = xstrdup(map_names[i]);
+        if (i == 1) {
+            mp->n_other = 1;
+            continue;
+        }
+        mp->n_alts = 1;
+        mp->alts = xcalloc(1, sizeof(*mp->alts));
+        mp->alts[0].iommugroup = -1;
+        strv_add(&mp->alts[0].ids, i == 0 ? "0000:07:00.0" : "0000:05:00");
+    }
+    strv_add(&inv->mappings.v[0].addresses, "0000:07:00.0");
+    strv_add(&inv->mappings.v[2].addresses, "0000:05:00.0");
+    strv_add(&inv->mappings.v[2].addresses, "0000:05:00.1");
+
     errs_add(&inv->errors, "/sys/bus/pci/devices/0000:07:00.0/config", "cannot read: %s", "Input/output error");
     return inv;
 }
@@ -287,6 +308,13 @@ static void test_roundtrip_every_field(void **state)
     assert_int_equal(vm->n_reasons, 1);
     assert_string_equal(vm->reasons[0], "hostpci3 passes through 0000:05:00.0");
 
+    assert_int_equal(u->n_mappings, 2);
+    assert_string_equal(u->mappings[0]->name, "alpha");
+    assert_int_equal(u->mappings[0]->n_addresses, 1);
+    assert_string_equal(u->mappings[0]->addresses[0], "0000:07:00.0");
+    assert_string_equal(u->mappings[1]->name, "uplink");
+    strs_equal(u->mappings[1]->addresses, u->mappings[1]->n_addresses, &inv->mappings.v[2].addresses);
+
     assert_int_equal(u->n_errors, 1);
     assert_string_equal(u->errors[0]->where, "/sys/bus/pci/devices/0000:07:00.0/config");
     assert_string_equal(u->errors[0]->what, "cannot read: Input/output error");
@@ -410,6 +438,62 @@ static void test_hash_stability_built_root(void **state)
     free(r);
 }
 
+/* pci.cfg as the scan reads it: only this node's mappings, sorted by name
+ * whatever the file's order, slots expanded to the functions present (or
+ * function 0), domains filled in; the same in the JSON; an edit of pci.cfg
+ * changes the hash. */
+static void test_mappings_scanned(void **state)
+{
+    (void)state;
+    /* A fixture host with real devices: slot 03:00 has functions 0 and 1,
+     * slot 06:00 has none. */
+    char *r = tu_fixture_copy("sriov-82599");
+    tu_write(r, "etc/pve/mapping/pci.cfg",
+             "zeta\n"
+             "\tmap node=sriov-82599,path=03:00,id=8086:10fb\n"
+             "\tmap node=sriov-82599,path=0000:06:00;0000:03:00.1,id=8086:10fb\n"
+             "\n"
+             "elsewhere\n"
+             "\tmap node=pve-other,path=0000:01:00.0,id=8086:1572\n"
+             "\n"
+             "alpha\n"
+             "\tmap node=pve-other,path=0000:01:00.0,id=8086:1572\n"
+             "\tmap node=sriov-82599,path=0000:0A:00.0,id=8086:1572\n");
+    scan_opts_t so = {r, NULL, NULL};
+    inventory_t *inv = NULL;
+    char *err = NULL;
+    assert_int_equal(inventory_scan(&so, &inv, &err), 0);
+    Pcifleet__Inventory *pb = NULL;
+    report_to_pb(inv, &pb);
+    assert_int_equal(pb->n_mappings, 2);
+    assert_string_equal(pb->mappings[0]->name, "alpha");
+    assert_int_equal(pb->mappings[0]->n_addresses, 1);
+    assert_string_equal(pb->mappings[0]->addresses[0], "0000:0a:00.0");
+    assert_string_equal(pb->mappings[1]->name, "zeta");
+    assert_int_equal(pb->mappings[1]->n_addresses, 3);
+    assert_string_equal(pb->mappings[1]->addresses[0], "0000:03:00.0");
+    assert_string_equal(pb->mappings[1]->addresses[1], "0000:03:00.1");
+    assert_string_equal(pb->mappings[1]->addresses[2], "0000:06:00.0");
+
+    json_t *j = json_new(0);
+    inventory_to_json(inv, j);
+    const char *text = json_text(j, NULL);
+    assert_non_null(strstr(text, "\"mappings\":[{\"name\":\"alpha\",\"addresses\":[\"0000:0a:00.0\"]},"
+                                 "{\"name\":\"zeta\",\"addresses\":[\"0000:03:00.0\",\"0000:03:00.1\","
+                                 "\"0000:06:00.0\"]}]"));
+    json_destroy(&j);
+
+    uint8_t a[32], b[32];
+    memcpy(a, pb->hash.data, 32);
+    report_pb_free(&pb);
+    inventory_destroy(&inv);
+    tu_write(r, "etc/pve/mapping/pci.cfg", "alpha\n\tmap node=sriov-82599,path=0000:0a:00.1,id=8086:1572\n");
+    scan_hash(r, b);
+    assert_memory_not_equal(a, b, 32);
+    tu_rm_rf(r);
+    free(r);
+}
+
 /* Every fixture host present: scanned twice, the same; with one more VM
  * config, another. Fixtures arrive with their own issue; none present is
  * not a failure of this module (the built root above covers the logic). */
@@ -504,6 +588,7 @@ int main(void)
         cmocka_unit_test(test_decode_arena),
         cmocka_unit_test(test_hash_stability_built_root),
         cmocka_unit_test(test_hash_stability_fixtures),
+        cmocka_unit_test(test_mappings_scanned),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -277,6 +277,7 @@ void pve_mappings_free(pve_mappings_t *m)
             free(mp->alts[k].subsystem_id);
         }
         free(mp->alts);
+        strv_free(&mp->addresses);
     }
     free(m->v);
     m->v = NULL;
@@ -291,6 +292,42 @@ const pve_mapping_t *pve_mappings_find(const pve_mappings_t *m, const char *name
         if (strcmp(m->v[i].name, name) == 0)
             return &m->v[i];
     return NULL;
+}
+
+static int cmp_mapping_name(const void *a, const void *b)
+{
+    const pve_mapping_t *x = a, *y = b;
+    return strcmp(x->name, y->name);
+}
+
+void pve_mappings_expand(pve_mappings_t *m, const strv_t *present)
+{
+    if (!m)
+        return;
+    for (size_t i = 0; i < m->n; i++) {
+        pve_mapping_t *mp = &m->v[i];
+        strv_free(&mp->addresses);
+        for (size_t a = 0; a < mp->n_alts; a++) {
+            const pve_map_alt_t *alt = &mp->alts[a];
+            for (size_t k = 0; k < alt->ids.n; k++) {
+                pciid_t id;
+                if (pciid_parse(alt->ids.v[k], strlen(alt->ids.v[k]), &id) < 0)
+                    continue; /* idlist_split validated them; nothing to add otherwise */
+                /* The problems are the VM's concern (vm_judge); a mapping
+                 * only says what it names. */
+                strv_t found = STRV_INIT, ignored = STRV_INIT;
+                pciid_expand(&id, present, &found, &ignored);
+                if (found.n == 0)
+                    strv_take(&found, xasprintf("%04lx:%02x:%02x.0", id.dom, id.bus, id.slot));
+                for (size_t f = 0; f < found.n; f++)
+                    strv_add_unique(&mp->addresses, found.v[f]);
+                strv_free(&found);
+                strv_free(&ignored);
+            }
+        }
+    }
+    if (m->n > 1)
+        qsort(m->v, m->n, sizeof(*m->v), cmp_mapping_name);
 }
 
 static bool valid_configid(const char *s)

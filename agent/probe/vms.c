@@ -220,42 +220,53 @@ static int cmp_vmid(const void *a, const void *b)
     return (p > q) - (p < q);
 }
 
-static int probe_pve(const root_t *root, const char *node, const strv_t *present, vms_t *out,
-                     errs_t *errs)
+/* Reads pci.cfg into *maps (entries for node, or the host's own name). */
+static int read_mappings(const root_t *root, const char *node, pve_mappings_t *maps, errs_t *errs)
 {
-    strv_t names = STRV_INIT;
-    int rc = root_list(root, PVE_CONF_DIR, &names);
-    if (rc == -ENOENT || rc == -ENOTDIR)
-        return 0;
-    if (rc < 0) {
-        errs_add(errs, "/" PVE_CONF_DIR, "cannot list VM configs: %s", strerror(-rc));
-        return -EINVAL;
-    }
     int ret = 0;
-    pve_mappings_t maps = PVE_MAPPINGS_INIT;
     char *buf = NULL;
     size_t len = 0;
-    rc = root_read(root, PVE_MAPPING_FILE, ROOT_READ_MAX, &buf, &len);
+    int rc = root_read(root, PVE_MAPPING_FILE, ROOT_READ_MAX, &buf, &len);
     if (rc == 0) {
         char *own = node ? NULL : hostname_short(root);
-        if (pve_mappings_parse(buf, len, node ? node : own, &maps, errs) < 0)
+        if (pve_mappings_parse(buf, len, node ? node : own, maps, errs) < 0)
             ret = -EINVAL;
         free(own);
-    } else if (rc != -ENOENT) {
+    } else if (rc != -ENOENT && rc != -ENOTDIR) {
         errs_add(errs, "/" PVE_MAPPING_FILE, "cannot read PCI resource mappings: %s; mapped hostpci "
                  "entries stay unresolved", strerror(-rc));
         ret = -EINVAL;
     }
     free(buf);
+    return ret;
+}
+
+static int probe_pve(const root_t *root, const char *node, const strv_t *present, vms_t *out,
+                     pve_mappings_t *maps_out, errs_t *errs)
+{
+    int ret = 0;
+    pve_mappings_t maps = PVE_MAPPINGS_INIT;
+    strv_t names = STRV_INIT;
+    int rc = root_list(root, PVE_CONF_DIR, &names);
+    bool have_vms = !(rc == -ENOENT || rc == -ENOTDIR);
+    if (have_vms && rc < 0) {
+        errs_add(errs, "/" PVE_CONF_DIR, "cannot list VM configs: %s", strerror(-rc));
+        ret = -EINVAL;
+        have_vms = false;
+    }
+    /* Without VM configs the mappings matter only to a caller that asked. */
+    if ((have_vms || maps_out) && read_mappings(root, node, &maps, errs) < 0)
+        ret = -EINVAL;
 
     size_t first = out->n;
-    for (size_t i = 0; i < names.n; i++) {
+    for (size_t i = 0; have_vms && i < names.n; i++) {
         const char *f = names.v[i];
         if (!ends_with(f, ".conf") || !all_digits(f, strlen(f) - 5))
             continue;
         char *vmid = xstrndup(f, strlen(f) - 5);
         char *rel = xasprintf("%s/%s", PVE_CONF_DIR, f);
-        buf = NULL;
+        char *buf = NULL;
+        size_t len = 0;
         rc = root_read(root, rel, ROOT_READ_MAX, &buf, &len);
         if (rc < 0) {
             char *where = xasprintf("/%s", rel);
@@ -273,7 +284,12 @@ static int probe_pve(const root_t *root, const char *node, const strv_t *present
         free(vmid);
     }
     qsort(out->v + first, out->n - first, sizeof(*out->v), cmp_vmid);
-    pve_mappings_free(&maps);
+    if (maps_out) {
+        pve_mappings_expand(&maps, present);
+        *maps_out = maps;
+    } else {
+        pve_mappings_free(&maps);
+    }
     strv_free(&names);
     return ret;
 }
@@ -325,7 +341,13 @@ static int probe_libvirt(const root_t *root, vms_t *out, errs_t *errs)
 int vms_probe(const root_t *root, const char *node, const strv_t *present, vms_t *out,
               errs_t *errs)
 {
-    int a = probe_pve(root, node, present, out, errs);
+    return vms_probe_with_mappings(root, node, present, out, NULL, errs);
+}
+
+int vms_probe_with_mappings(const root_t *root, const char *node, const strv_t *present, vms_t *out,
+                            pve_mappings_t *maps, errs_t *errs)
+{
+    int a = probe_pve(root, node, present, out, maps, errs);
     int b = probe_libvirt(root, out, errs);
     return a < 0 || b < 0 ? -EINVAL : 0;
 }

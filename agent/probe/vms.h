@@ -79,6 +79,7 @@ typedef struct {
     size_t n_other;      /* map entries for other nodes (ignored) */
     bool live_migration_capable;
     bool mdev;
+    strv_t addresses;    /* empty until pve_mappings_expand fills it */
 } pve_mapping_t;
 
 typedef struct {
@@ -97,6 +98,15 @@ int pve_mappings_parse(const char *buf, size_t len, const char *node, pve_mappin
                        errs_t *errs);
 const pve_mapping_t *pve_mappings_find(const pve_mappings_t *m, const char *name);
 void pve_mappings_free(pve_mappings_t *m);
+
+/* Fills every mapping's addresses with what this node's map entries name,
+ * all alternatives together, in file order, each once, as full lowercase
+ * DDDD:BB:DD.F: a function as written; a whole slot as its functions in
+ * present, or its function 0 when none is present (or present is NULL) so
+ * a mapping pointing at missing hardware still shows what it names. Then
+ * sorts the mappings by name (strcmp), so a report lists them in an order
+ * that does not depend on the file's. */
+void pve_mappings_expand(pve_mappings_t *m, const strv_t *present);
 
 /* ---- Proxmox VM config ---- */
 
@@ -158,6 +168,14 @@ int libvirt_domain_parse_at(const char *buf, size_t len, const char *where, vm_t
  * Returns 0, or -EINVAL when something was recorded in errs. */
 int vms_probe(const root_t *root, const char *node, const strv_t *present, vms_t *out,
               errs_t *errs);
+/* The same, and when maps is not NULL (an empty PVE_MAPPINGS_INIT list)
+ * hands over the pci.cfg mappings it read, expanded with
+ * pve_mappings_expand (so sorted by name); the caller frees them with
+ * pve_mappings_free. A mapping with no entry for `node` stays in the list
+ * with n_alts 0 and no addresses. pci.cfg is read even on a node without VM
+ * configs, since the mappings are facts of their own. */
+int vms_probe_with_mappings(const root_t *root, const char *node, const strv_t *present, vms_t *out,
+                            pve_mappings_t *maps, errs_t *errs);
 
 /* Writes the array under key: per VM source, id, name, machine, running
  * (true/false/null), hostpci [{index, addresses, mapping, pcie, raw}],
