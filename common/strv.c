@@ -59,3 +59,15 @@ void strv_free(strv_t *l)
     l->v = NULL;
     l->n = l->cap = 0;
 }
+
+char *strv_join(const strv_t *l, const char *sep)
+{
+    buf_t b = BUF_INIT;
+    buf_puts(&b, "");
+    for (size_t i = 0; i < l->n; i++) {
+        if (i)
+            buf_puts(&b, sep);
+        buf_puts(&b, l->v[i]);
+    }
+    return buf_steal(&b);
+}

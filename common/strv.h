@@ -25,5 +25,7 @@ bool strv_contains(const strv_t *l, const char *s);
 bool strv_add_unique(strv_t *l, const char *s);
 void strv_sort(strv_t *l);
 void strv_free(strv_t *l);
+/* The entries joined by sep, as a new string (caller frees; "" when empty). */
+char *strv_join(const strv_t *l, const char *sep);
 
 #endif

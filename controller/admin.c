@@ -1,5 +1,7 @@
 #include "admin.h"
 
+#include "assign.h"
+
 #include "buf.h"
 #include "json.h"
 #include "keyfp.h"
@@ -160,7 +162,7 @@ static int cmd_status(admin_ctx_t *ctx, bool json, int64_t now, buf_t *out)
 {
     strv_t acc = STRV_INIT, pend = STRV_INIT;
     keystore_list(ctx->keys, &acc, &pend);
-    ingest_stats_t st = {0, 0, 0, 0};
+    ingest_stats_t st = {0};
     if (ctx->ingest)
         st = *ingest_stats(ctx->ingest);
     uint64_t lookups, hits;
@@ -210,21 +212,51 @@ static int cmd_status(admin_ctx_t *ctx, bool json, int64_t now, buf_t *out)
 
 /* ---- dispatch ---- */
 
-static size_t handle(admin_ctx_t *ctx, const uint8_t *buf, size_t len, int64_t now, uint8_t **reply, buf_t *body);
+static size_t handle(admin_ctx_t *ctx, const uint8_t *buf, size_t len, int64_t now, uint8_t **reply, buf_t *body,
+                     void *token, bool *deferred);
 
 size_t admin_handle(admin_ctx_t *ctx, const uint8_t *buf, size_t len, int64_t now, uint8_t **reply)
 {
-    return handle(ctx, buf, len, now, reply, NULL);
+    bool deferred = false;
+    return handle(ctx, buf, len, now, reply, NULL, NULL, &deferred);
 }
 
 size_t admin_handle_chunked(admin_ctx_t *ctx, const uint8_t *buf, size_t len, int64_t now, uint8_t **reply,
-                            buf_t *body)
+                            buf_t *body, void *token, bool *deferred)
 {
     buf_reset(body);
-    return handle(ctx, buf, len, now, reply, body);
+    *deferred = false;
+    return handle(ctx, buf, len, now, reply, body, token, deferred);
 }
 
-static size_t handle(admin_ctx_t *ctx, const uint8_t *buf, size_t len, int64_t now, uint8_t **reply, buf_t *body)
+size_t admin_pack_answer(int status, buf_t *o, const char *err, buf_t *body, uint8_t **reply)
+{
+    size_t n;
+    if (status == 0 && o->len > WIRE_ADMIN_MAX_BODY) {
+        char *why = xasprintf("the answer is %zu bytes, over the limit of %u: narrow the query (--node, --model, "
+                              "or sql with a WHERE)",
+                              o->len, WIRE_ADMIN_MAX_BODY);
+        n = pack_reply(1, NULL, why, reply);
+        free(why);
+    } else if (status == 0 && body && o == body && o->len > WIRE_ADMIN_INLINE_MAX) {
+        /* the body follows the reply in chunks (pcifleet.proto) */
+        Pcifleet__AdminReply r = PCIFLEET__ADMIN_REPLY__INIT;
+        r.body = "";
+        r.error = "";
+        r.body_length = o->len;
+        for (size_t off = 0, c; (c = wire_admin_chunk_len(o->p, o->len, off)) > 0; off += c)
+            r.body_chunks++;
+        return wire_encode_admin_reply(&r, reply); /* the body stays in *body for the caller */
+    } else {
+        n = pack_reply(status, o->p, status != 0 ? err : NULL, reply);
+    }
+    if (body && o == body)
+        buf_reset(body); /* inside the reply, or refused: nothing follows */
+    return n;
+}
+
+static size_t handle(admin_ctx_t *ctx, const uint8_t *buf, size_t len, int64_t now, uint8_t **reply, buf_t *body,
+                     void *token, bool *deferred)
 {
     Pcifleet__AdminRequest *req = NULL;
     char *err = NULL;
@@ -272,6 +304,13 @@ static size_t handle(admin_ctx_t *ctx, const uint8_t *buf, size_t len, int64_t n
         status = 2;
     } else if (strcmp(argv[0], "keys") == 0) {
         status = cmd_keys(ctx, argc, argv, json, now, o, &err);
+    } else if (strcmp(argv[0], "assign") == 0 || strcmp(argv[0], "release") == 0) {
+        if (!ctx->assign) {
+            err = xasprintf("%s needs the controller's claims (not available here)", argv[0]);
+            status = 1;
+        } else {
+            status = assign_run(ctx->assign, argc, argv, json, now, token, deferred, o, &err);
+        }
     } else if (strcmp(argv[0], "status") == 0) {
         if (argc != 1) {
             err = xstrdup("usage: pcifleet status");
@@ -286,28 +325,9 @@ static size_t handle(admin_ctx_t *ctx, const uint8_t *buf, size_t len, int64_t n
         err = xasprintf("%s failed", argv[0] ? argv[0] : "the command");
     log_debug("admin: %s%s -> %d", argc ? argv[0] : "(none)", json ? " --json" : "", status);
 
-    size_t n;
-    if (status == 0 && o->len > WIRE_ADMIN_MAX_BODY) {
-        char *why = xasprintf("the answer is %zu bytes, over the limit of %u: narrow the query (--node, --model, "
-                              "or sql with a WHERE)",
-                              o->len, WIRE_ADMIN_MAX_BODY);
-        n = pack_reply(1, NULL, why, reply);
-        free(why);
-    } else if (status == 0 && body && o->len > WIRE_ADMIN_INLINE_MAX) {
-        /* the body follows the reply in chunks (pcifleet.proto) */
-        Pcifleet__AdminReply r = PCIFLEET__ADMIN_REPLY__INIT;
-        r.body = "";
-        r.error = "";
-        r.body_length = o->len;
-        for (size_t off = 0, c; (c = wire_admin_chunk_len(o->p, o->len, off)) > 0; off += c)
-            r.body_chunks++;
-        n = wire_encode_admin_reply(&r, reply);
-        o = NULL; /* the body stays in *body for the caller */
-    } else {
-        n = pack_reply(status, o->p, status != 0 ? err : NULL, reply);
-    }
-    if (o == body)
-        buf_reset(body); /* inside the reply, or refused: nothing follows */
+    size_t n = 0;
+    if (!*deferred)
+        n = admin_pack_answer(status, o, err, body, reply);
     buf_free(&local);
     free(err);
     free(argv);

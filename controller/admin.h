@@ -37,6 +37,7 @@ typedef struct {
     const char *version;  /* for `status` */
     int64_t started;      /* unix seconds, for `status` */
     int64_t offline_after;
+    struct assign_ctx *assign; /* assign/release (assign.h); NULL: refused */
 } admin_ctx_t;
 
 /* Largest request the admin socket takes. */
@@ -51,7 +52,14 @@ size_t admin_handle(admin_ctx_t *ctx, const uint8_t *buf, size_t len, int64_t no
  * message per wire_admin_chunk_len piece (wire.h). An answer over
  * WIRE_ADMIN_MAX_BODY is refused (status 1) with what to narrow. */
 size_t admin_handle_chunked(admin_ctx_t *ctx, const uint8_t *buf, size_t len, int64_t now, uint8_t **reply,
-                            buf_t *body);
+                            buf_t *body, void *token, bool *deferred);
+/* token: the caller's handle on the requester. When the command's answer
+ * must wait (assign --apply: assign.h), *deferred is set, nothing is
+ * returned, and the token is kept; the answer comes later from
+ * assign_step_result/assign_expired and is packed with admin_pack_answer. */
+/* Packs an answer (status, text in o, err for status != 0) the way
+ * admin_handle_chunked does: o == body and long means chunks follow. */
+size_t admin_pack_answer(int status, buf_t *o, const char *err, buf_t *body, uint8_t **reply);
 
 /* 0 when ep is an acceptable admin endpoint, else -EINVAL with *err set
  * (caller frees). */

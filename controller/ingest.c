@@ -30,7 +30,15 @@ struct ingest {
     size_t max_frame;
     zhashx_t *limits; /* key (Z85 or "-") -> limiter_t */
     ingest_stats_t stats;
+    ingest_step_fn on_step;
+    void *step_arg;
 };
+
+void ingest_set_step_handler(ingest_t *ig, ingest_step_fn fn, void *arg)
+{
+    ig->on_step = fn;
+    ig->step_arg = arg;
+}
 
 static void limiter_free(void **item)
 {
@@ -272,6 +280,14 @@ size_t ingest_handle(ingest_t *ig, const char *key_z85, const char *peer, const 
             break;
         case PCIFLEET__ENVELOPE__BODY_ACK:
             break; /* an agent acknowledging: nothing to do */
+        case PCIFLEET__ENVELOPE__BODY_STEP_RESULT:
+            ig->stats.step_results++;
+            if (ig->on_step)
+                ig->on_step(ig->step_arg, node, env->step_result, now);
+            else
+                log_info("node %s answered step %s, which nothing here waits for", node,
+                         env->step_result->step_id ? env->step_result->step_id : "");
+            break;
         case PCIFLEET__ENVELOPE__BODY_ERROR: {
             char *w = who(key, peer, node);
             log_warn("%s reports an error: %s (code %d, seq %llu)", w,

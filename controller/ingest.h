@@ -15,7 +15,8 @@
  * ask for the full inventory (Resend) when the controller has none for the
  * node or the hash differs; Hello is otherwise acknowledged, a matching
  * Heartbeat costs no reply. Inventory replaces the node's inventory in one
- * transaction and is acknowledged (Ack names the envelope's seq).
+ * transaction and is acknowledged (Ack names the envelope's seq). A
+ * StepResult goes to the step handler, without a reply.
  *
  * The ingest_t borrows store and keystore; they must outlive it. */
 #ifndef PCIFLEET_INGEST_H
@@ -34,7 +35,14 @@ typedef struct {
     uint64_t inventories; /* inventories stored */
     uint64_t heartbeats; /* hellos and heartbeats recorded */
     uint64_t refused;    /* frames answered with an Error */
+    uint64_t step_results; /* StepResults from agents */
 } ingest_stats_t;
+
+/* Where an accepted agent's StepResult goes (the node is the sender's, as
+ * checked against its key); r is valid during the call only. Without a
+ * handler a StepResult is logged and dropped. */
+typedef void (*ingest_step_fn)(void *arg, const char *node, const Pcifleet__StepResult *r, int64_t now);
+void ingest_set_step_handler(ingest_t *ig, ingest_step_fn fn, void *arg);
 
 /* max_frame: the largest frame accepted (0 = WIRE_MAX_FRAME). */
 ingest_t *ingest_new(store_t *store, keystore_t *keys, size_t max_frame);

@@ -36,8 +36,8 @@
 #define MAX_REPLY (256u * 1024 * 1024)
 
 /* Commands the controller answers; anything else is a usage error here. */
-static const char *const remote_commands[] = {"keys", "nodes", "nics", "groups", "vms",
-                                              "show", "events", "sql",  "status", NULL};
+static const char *const remote_commands[] = {"keys",   "nodes",   "nics",      "groups", "vms",  "show", "events",
+                                              "sql",    "status",  "assign",    "release", "conflicts", "plan", NULL};
 
 /* `pcifleet COMMAND --help`: synopsis and what it does, in the order of
  * remote_commands. */
@@ -61,6 +61,25 @@ static const char *const remote_usage[][2] = {
      "Read-only SQL over the views v_nodes, v_devices, v_nics, v_groups, v_vms\n"
      "(docs/db.md), run by the controller with a time and a row limit."},
     {"status", "The controller's version, endpoints and counters."},
+    {"assign NODE ADDRESS VMID [--group] [--apply]",
+     "Claims the device at ADDRESS on NODE for VM VMID (exit 0), or refuses with the\n"
+     "reason and what to do instead (exit 1): device or node unknown, node offline or\n"
+     "its IOMMU not ready, already claimed or in another VM's config, an IOMMU group\n"
+     "shared with other endpoints (--group claims the whole group), a management NIC,\n"
+     "an SR-IOV PF whose VFs are in use or a VF whose PF is, a VM on another node.\n"
+     "--apply also adds the hostpciN entry to the VM's config through the node's agent\n"
+     "(qm set); the claim is rolled back if that fails."},
+    {"release NODE ADDRESS [--apply]",
+     "Drops the claim on ADDRESS (and every device claimed with it); --apply also\n"
+     "removes the VM's hostpciN entry through the node's agent."},
+    {"conflicts", "What the fleet's reports already show wrong: one device in several VMs' configs,\n"
+                  "entries pointing at addresses that no longer exist, pcie=1 on i440fx, a PF passed\n"
+                  "while its VFs are in use, a device passed without the rest of its IOMMU group,\n"
+                  "claims that disagree with the VM configs."},
+    {"plan drain NODE\n       pcifleet [OPTIONS] plan migrate VMID --to NODE",
+     "Read-only plans. drain: for every VM on NODE, live-migratable or must stop, and\n"
+     "where it could run instead with the device it would get there. migrate: whether\n"
+     "VMID can run on NODE, and why (not)."},
 };
 
 _Static_assert(sizeof remote_usage / sizeof remote_usage[0] ==
@@ -91,6 +110,18 @@ static void usage(FILE *f)
           "  sql \"SELECT ...\"             read-only SQL over the views v_nodes, v_devices,\n"
           "                               v_nics, v_groups, v_vms (time- and row-limited)\n"
           "  status                       the controller's version, endpoints and counters\n"
+          "  conflicts                    what the reports already show wrong (shared devices,\n"
+          "                               stale addresses, pcie=1 on i440fx, PFs and VFs, groups)\n"
+          "\n"
+          "Assignments and plans:\n"
+          "  assign NODE ADDRESS VMID [--group] [--apply]\n"
+          "                               claim a device for a VM, or say why not; --apply also\n"
+          "                               adds it to the VM's config (qm set, through the agent)\n"
+          "  release NODE ADDRESS [--apply]\n"
+          "                               drop a claim; --apply also removes the config entry\n"
+          "  plan drain NODE              per VM on NODE: live-migrate, or stop and where it could\n"
+          "                               run instead, with the device it would get\n"
+          "  plan migrate VMID --to NODE  whether VMID can run on NODE, and why (not)\n"
           "\n"
           "Agent keys:\n"
           "  keys                         accepted and pending agent keys with fingerprints\n"
@@ -536,6 +567,10 @@ int main(int argc, char **argv)
     } else if (is_remote(cmd)) {
         /* No czmq signal handler: Ctrl-C ends the CLI at once. */
         zsys_handler_set(NULL);
+        /* an --apply waits for the node's agent (the controller gives it 30 s) */
+        for (int i = 1; i < n; i++)
+            if (strcmp(words[i], "--apply") == 0 && timeout < 40)
+                timeout = 40;
         status = remote(admin, timeout, n, words, json);
     } else {
         fprintf(stderr, "pcifleet: unknown command '%s' (try --help)\n", cmd);

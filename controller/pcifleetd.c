@@ -14,6 +14,7 @@
  * Exit status: 0 stopped on a signal, 1 bad usage or config, 2 could not
  * start (database, keys, endpoints). */
 #include "admin.h"
+#include "assign.h"
 #include "buf.h"
 #include "config.h"
 #include "ingest.h"
@@ -78,6 +79,7 @@ typedef struct {
     buf_t admin_body; /* a long answer's body, sent in chunks after the reply */
     ingest_t *ingest;
     admin_ctx_t admin;
+    zhashx_t *routes; /* node -> zframe_t*: the ROUTER identity its agent last spoke from */
     zsock_t *agents;
     zsock_t *adm;
     char *agents_dir;
@@ -243,6 +245,13 @@ static int64_t now_s(void)
 
 /* ---- agents ---- */
 
+static void route_free(void **item)
+{
+    zframe_t *f = *item;
+    zframe_destroy(&f);
+    *item = NULL;
+}
+
 /* A reply held back until the batch it answers is committed. */
 typedef struct {
     zframe_t *id;
@@ -282,6 +291,14 @@ static void agent_message(daemon_t *d, zmsg_t *msg, held_t *h)
     const char *peer = payload ? zframe_meta(payload, "Peer-Address") : NULL;
     if (nframes == 1) {
         n = ingest_handle(d->ingest, key, peer, zframe_data(payload), zframe_size(payload), now_s(), &reply);
+        /* where to send this node's steps: the connection its key last
+         * spoke from (a reconnect gets a new identity) */
+        const char *owner = key ? keystore_node_for(d->keys, key) : NULL;
+        if (owner && id) {
+            zframe_t *old = zhashx_lookup(d->routes, owner);
+            if (!old || !zframe_eq(old, id))
+                zhashx_update(d->routes, owner, zframe_dup(id));
+        }
     } else {
         n = ingest_refuse_frames(d->ingest, key, peer, nframes, now_s(), &reply);
     }
@@ -373,6 +390,64 @@ static void send_admin(zsock_t *sock, zframe_t *id, bool delim, uint8_t *reply, 
     }
 }
 
+/* Who asked on the admin socket, kept while an answer waits (assign.h). */
+typedef struct {
+    zframe_t *id;
+    bool delim;
+} requester_t;
+
+static void requester_free(void *p)
+{
+    requester_t *r = p;
+    if (!r)
+        return;
+    zframe_destroy(&r->id);
+    free(r);
+}
+
+/* A late answer (assign.h) to the requester it waited for. */
+static void answer_later(daemon_t *d, requester_t *who, int status, buf_t *out, const char *err)
+{
+    uint8_t *reply = NULL;
+    buf_reset(&d->admin_body);
+    size_t n = admin_pack_answer(status, out, err, NULL, &reply);
+    if (who && who->id)
+        send_admin(d->adm, who->id, who->delim, reply, n, &d->admin_body);
+    else
+        free(reply);
+    requester_free(who);
+}
+
+static void on_step_result(void *arg, const char *node, const Pcifleet__StepResult *r, int64_t now)
+{
+    daemon_t *d = arg;
+    int status = 1;
+    buf_t out = BUF_INIT;
+    buf_reset(&out);
+    char *err = NULL;
+    requester_t *who = assign_step_result(d->admin.assign, node, r, now, &status, &out, &err);
+    if (who)
+        answer_later(d, who, status, &out, err);
+    buf_free(&out);
+    free(err);
+}
+
+/* assign.h: a VmDeviceEdit to the node's agent, on the connection it last
+ * spoke from. */
+static int send_to_agent(void *arg, const char *node, const uint8_t *frame, size_t len)
+{
+    daemon_t *d = arg;
+    zframe_t *id = zhashx_lookup(d->routes, node);
+    if (!id)
+        return -1;
+    void *raw = zsock_resolve(d->agents);
+    if (zmq_send(raw, zframe_data(id), zframe_size(id), ZMQ_SNDMORE) < 0 || zmq_send(raw, frame, len, 0) < 0) {
+        log_warn("could not send a step to %s: %s", node, zmq_strerror(zmq_errno()));
+        return -1;
+    }
+    return 0;
+}
+
 static int on_admin(zloop_t *loop, zsock_t *sock, void *arg)
 {
     (void)loop;
@@ -385,14 +460,21 @@ static int on_admin(zloop_t *loop, zsock_t *sock, void *arg)
         zframe_t *body = zmsg_last(msg);
         bool delim = zmsg_size(msg) >= 2 && zframe_size(zmsg_first(msg)) == 0;
         uint8_t *reply = NULL;
+        requester_t *who = xcalloc(1, sizeof *who);
+        who->id = id;
+        who->delim = delim;
+        bool deferred = false;
         size_t n = admin_handle_chunked(&d->admin, body ? zframe_data(body) : (const uint8_t *)"",
-                                        body ? zframe_size(body) : 0, now_s(), &reply, &d->admin_body);
-        if (id)
-            send_admin(sock, id, delim, reply, n, &d->admin_body);
-        else
-            free(reply);
+                                        body ? zframe_size(body) : 0, now_s(), &reply, &d->admin_body, who,
+                                        &deferred);
+        if (!deferred) {
+            if (id)
+                send_admin(sock, id, delim, reply, n, &d->admin_body);
+            else
+                free(reply);
+            requester_free(who);
+        }
         buf_reset(&d->admin_body);
-        zframe_destroy(&id);
         zmsg_destroy(&msg);
     }
     return 0;
@@ -450,6 +532,19 @@ static int on_tick(zloop_t *loop, int timer_id, void *arg)
         log_warn("node %s went offline: no heartbeat for %lld s", gone.v[i], (long long)d->set.offline_after);
     strv_free(&gone);
     ingest_tick(d->ingest, now);
+    for (;;) { /* --apply answers that did not come in time */
+        int status = 1;
+        buf_t out = BUF_INIT;
+        buf_reset(&out);
+        char *aerr = NULL;
+        requester_t *who = assign_expired(d->admin.assign, now, &status, &out, &aerr);
+        if (who)
+            answer_later(d, who, status, &out, aerr);
+        buf_free(&out);
+        free(aerr);
+        if (!who)
+            break;
+    }
     if (reload_keys) {
         reload_keys = 0;
         agents_dir_changed(d);
@@ -620,6 +715,10 @@ int main(int argc, char **argv)
     d.admin.ingest = d.ingest;
     d.admin.query = d.set.query;
     d.admin.query.cache = query_cache_new();
+    d.routes = zhashx_new();
+    zhashx_set_destructor(d.routes, route_free);
+    d.admin.assign = assign_new(d.store, send_to_agent, &d, requester_free, 30);
+    ingest_set_step_handler(d.ingest, on_step_result, &d);
     d.admin.listen = d.set.listen;
     d.admin.version = PCIFLEET_VERSION;
     d.admin.started = now_s();
@@ -661,6 +760,8 @@ out:
     zap_stop(&zap);
     ingest_destroy(&d.ingest);
     query_cache_destroy(&d.admin.query.cache);
+    assign_destroy(&d.admin.assign);
+    zhashx_destroy(&d.routes);
     buf_free(&d.admin_body);
     store_close(&d.store);
     keystore_destroy(&d.keys);

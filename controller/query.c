@@ -3,6 +3,7 @@
  * guard in sqlguard.c. Rows are held in a table_t and written by table.c. */
 #include "query.h"
 
+#include "plan.h"
 #include "sqlguard.h"
 #include "table.h"
 
@@ -13,7 +14,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#define QUERY_COMMANDS "nodes, nics, groups, vms, show, events, sql"
+#define QUERY_COMMANDS "nodes, nics, groups, vms, show, events, sql, conflicts, plan"
 #define QUERY_DEFAULT_EVENTS 50
 #define QUERY_SHOW_EVENTS 20
 
@@ -283,6 +284,92 @@ static int cmd_vms(q_t *q, int argc, char **argv)
     return rc;
 }
 
+/* What the reports already show wrong. Each row: kind, node, vm, address,
+ * detail (a sentence with what to do). Kinds: shared-device,
+ * missing-device, unresolved-mapping, pcie-on-i440fx, pf-with-vfs-in-use,
+ * group-split, claim-other-vm, claim-not-in-config, claim-device-gone. */
+static const char SQL_CONFLICTS[] =
+    "WITH pt AS (SELECT p.*, v.machine, v.running FROM vm_passthrough p JOIN vms v"
+    "            ON v.node = p.node AND v.source = p.source AND v.vm_id = p.vm_id)"
+    " SELECT * FROM ("
+    /* one device in several VMs' configs */
+    " SELECT 'shared-device' AS kind, node, group_concat(DISTINCT vm_id) AS vm, address,"
+    "  'configured in VMs ' || group_concat(DISTINCT vm_id) || ': only the first to start gets it; remove it from"
+    " all but one' AS detail"
+    "  FROM pt WHERE address IS NOT NULL GROUP BY node, address HAVING count(DISTINCT vm_id) > 1"
+    /* addresses that are gone */
+    " UNION ALL SELECT 'missing-device', node, vm_id, address,"
+    "  'hostpci' || hostpci || ' names ' || address || ', which the node does not have (moved hardware or a"
+    " renumbered bus?): the VM will not start; fix the entry'"
+    "  FROM pt WHERE address IS NOT NULL AND NOT EXISTS"
+    "  (SELECT 1 FROM devices d WHERE d.node = pt.node AND d.address = pt.address)"
+    " UNION ALL SELECT 'unresolved-mapping', node, vm_id, NULL,"
+    "  'hostpci' || hostpci || ' uses mapping ' || mapping || ', which has no device for this node: the VM will"
+    " not start here'"
+    "  FROM pt WHERE address IS NULL AND mapping IS NOT NULL"
+    /* pcie=1 needs q35 */
+    " UNION ALL SELECT 'pcie-on-i440fx', node, vm_id, min(address),"
+    "  'hostpci' || hostpci || ' has pcie=1 but the machine is ' || coalesce(nullif(machine, ''), 'i440fx (the"
+    " default)') || ': the VM will not start; drop pcie=1 or use machine q35'"
+    "  FROM pt WHERE pcie = 1 AND source = 'proxmox' AND coalesce(machine, '') NOT LIKE '%q35%'"
+    "  GROUP BY node, vm_id, hostpci"
+    /* a PF passed while its VFs are in use */
+    " UNION ALL SELECT 'pf-with-vfs-in-use', pt.node, pt.vm_id, pt.address,"
+    "  'the SR-IOV PF is passed while its VFs ' || group_concat(DISTINCT vf.address) || ' are in use: the VFs"
+    " go with the PF'"
+    "  FROM pt JOIN devices vf ON vf.node = pt.node AND vf.physfn = pt.address"
+    "  WHERE EXISTS (SELECT 1 FROM vm_passthrough u WHERE u.node = vf.node AND u.address = vf.address)"
+    "     OR EXISTS (SELECT 1 FROM claims k WHERE k.node = vf.node AND k.address = vf.address)"
+    "  GROUP BY pt.node, pt.vm_id, pt.address"
+    /* passed without the rest of its IOMMU group */
+    " UNION ALL SELECT 'group-split', pt.node, pt.vm_id, pt.address,"
+    "  'IOMMU group ' || d.iommu_group || ' also holds ' || group_concat(DISTINCT o.address) || ', not passed"
+    " to this VM: a group goes to a VM whole; pass them too, or use a device alone in its group'"
+    "  FROM pt JOIN devices d ON d.node = pt.node AND d.address = pt.address"
+    "  JOIN devices o ON o.node = d.node AND o.iommu_group = d.iommu_group AND o.address <> d.address"
+    "   AND o.bridge = 0"
+    "  WHERE NOT EXISTS (SELECT 1 FROM vm_passthrough u WHERE u.node = pt.node AND u.source = pt.source"
+    "   AND u.vm_id = pt.vm_id AND u.address = o.address)"
+    "  GROUP BY pt.node, pt.vm_id, pt.address"
+    /* claims against the configs */
+    " UNION ALL SELECT 'claim-other-vm', k.node, k.vm_id, k.address,"
+    "  'claimed for VM ' || k.vm_id || ' but configured in VM ' || group_concat(DISTINCT pt.vm_id)"
+    "  FROM claims k JOIN pt ON pt.node = k.node AND pt.address = k.address AND pt.vm_id <> k.vm_id"
+    "  GROUP BY k.node, k.address"
+    " UNION ALL SELECT 'claim-not-in-config', k.node, k.vm_id, k.address,"
+    "  'applied as hostpci' || coalesce(k.hostpci, '?') || ' but the config of VM ' || k.vm_id || ' does not"
+    " hold it: apply it again or release it'"
+    "  FROM claims k WHERE k.state = 'applied' AND NOT EXISTS"
+    "  (SELECT 1 FROM vm_passthrough u WHERE u.node = k.node AND u.address = k.address AND u.vm_id = k.vm_id)"
+    " UNION ALL SELECT 'claim-device-gone', k.node, k.vm_id, k.address,"
+    "  'claimed for VM ' || k.vm_id || ' but the node no longer has the device: release the claim'"
+    "  FROM claims k WHERE NOT EXISTS (SELECT 1 FROM devices d WHERE d.node = k.node AND d.address = k.address)"
+    " ) ORDER BY node, kind, vm, address";
+
+static int cmd_conflicts(q_t *q, int argc, char **argv)
+{
+    size_t npos;
+    int rc = parse_args(q, argc, argv, NULL, NULL, 0, &npos, "conflicts");
+    if (rc)
+        return rc;
+    table_t *t = table_new();
+    rc = select_rows(q, SQL_CONFLICTS, NULL, NULL, t);
+    if (!rc)
+        emit(q, t);
+    table_destroy(&t);
+    return rc;
+}
+
+static int cmd_plan(q_t *q, int argc, char **argv)
+{
+    char *why = NULL;
+    int rc = plan_run(q->ro, argc, argv, q->json, q->out, &why);
+    if (rc)
+        say(q, rc, "%s", why ? why : "plan failed");
+    free(why);
+    return rc;
+}
+
 static int parse_limit(q_t *q, const char *s, long *out)
 {
     char *end;
@@ -441,7 +528,7 @@ static const struct {
 } commands[] = {
     {"nodes", cmd_nodes, false}, {"nics", cmd_nics, true},     {"groups", cmd_groups, true},
     {"vms", cmd_vms, true},      {"show", cmd_show, false},    {"events", cmd_events, false},
-    {"sql", cmd_sql, false},
+    {"sql", cmd_sql, false},         {"conflicts", cmd_conflicts, true}, {"plan", cmd_plan, false},
 };
 
 /* ---- kept answers ---- */

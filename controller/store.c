@@ -50,6 +50,7 @@ enum {
     ST_DEL_NICS,
     ST_DEL_DEVICES,
     ST_DEL_ERRORS,
+    ST_DEL_MAPPINGS,
     ST_DEL_IOMMU,
     ST_INS_IOMMU,
     ST_INS_DEVICE,
@@ -58,6 +59,7 @@ enum {
     ST_INS_VM,
     ST_INS_PASSTHROUGH,
     ST_INS_ERROR,
+    ST_INS_MAPPING,
     ST_INS_EVENT,
     ST__COUNT
 };
@@ -96,6 +98,7 @@ static const char *const stmt_sql[ST__COUNT] = {
     [ST_DEL_NICS] = "DELETE FROM nics WHERE node = ?1",
     [ST_DEL_DEVICES] = "DELETE FROM devices WHERE node = ?1",
     [ST_DEL_ERRORS] = "DELETE FROM scan_errors WHERE node = ?1",
+    [ST_DEL_MAPPINGS] = "DELETE FROM mappings WHERE node = ?1",
     [ST_DEL_IOMMU] = "DELETE FROM iommu WHERE node = ?1",
     [ST_INS_IOMMU] = "INSERT INTO iommu (node, firmware, enabled, units, group_count, default_domain,"
                      " interrupt_remapping, cmdline, verdict, reasons, loader, cmdline_file, configured_args,"
@@ -118,6 +121,7 @@ static const char *const stmt_sql[ST__COUNT] = {
     [ST_INS_PASSTHROUGH] = "INSERT INTO vm_passthrough (node, source, vm_id, hostpci, pos, address, mapping, pcie,"
                            " raw) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)",
     [ST_INS_ERROR] = "INSERT INTO scan_errors (node, seq, location, message) VALUES (?1, ?2, ?3, ?4)",
+    [ST_INS_MAPPING] = "INSERT INTO mappings (node, name, pos, address) VALUES (?1, ?2, ?3, ?4)",
     [ST_INS_EVENT] = "INSERT INTO events (time, kind, node, detail) VALUES (?1, ?2, ?3, ?4)",
 };
 
@@ -1252,7 +1256,7 @@ static int ingest_rows(store_t *s, const char *node, const Pcifleet__Inventory *
                        Pcifleet__GroupEndpoint **ep_sorted, size_t n_ep, char **err)
 {
     static const int dels[] = {ST_DEL_PASSTHROUGH, ST_DEL_VMS,    ST_DEL_GROUPS, ST_DEL_NICS,
-                               ST_DEL_DEVICES,     ST_DEL_ERRORS, ST_DEL_IOMMU};
+                               ST_DEL_DEVICES,     ST_DEL_ERRORS, ST_DEL_IOMMU, ST_DEL_MAPPINGS};
     sqlite3_stmt *st;
     /* a node's rows come only with an inventory (which sets its hash in the
      * same transaction): without one there is nothing to remove */
@@ -1468,6 +1472,21 @@ static int ingest_rows(store_t *s, const char *node, const Pcifleet__Inventory *
         bind_opt_text(st, 4, inv->errors[i]->what);
         if (stmt_exec(s, st) < 0)
             return db_fail(s, err, "cannot store the scan errors");
+    }
+
+    /* resource mappings: what mapping=NAME resolves to on this node */
+    if (!(st = stmt(s, ST_INS_MAPPING, err)))
+        return -EIO;
+    for (size_t i = 0; i < inv->n_mappings; i++) {
+        const Pcifleet__PciMapping *m = inv->mappings[i];
+        for (size_t k = 0; k < m->n_addresses; k++) {
+            sqlite3_bind_text(st, 1, node, -1, SQLITE_STATIC);
+            sqlite3_bind_text(st, 2, str_or_empty(m->name), -1, SQLITE_STATIC);
+            sqlite3_bind_int64(st, 3, (int64_t)k);
+            sqlite3_bind_text(st, 4, str_or_empty(m->addresses[k]), -1, SQLITE_STATIC);
+            if (stmt_exec(s, st) < 0)
+                return fail(err, -EIO, "mapping %s: %s", str_or_empty(m->name), sqlite3_errmsg(s->db));
+        }
     }
     return 0;
 }

@@ -114,7 +114,7 @@ static void test_open_migrates_and_reopens(void **state)
     assert_int_equal(q_int(db, "PRAGMA foreign_keys"), 1);
     assert_rows(db, "PRAGMA journal_mode", "wal\n");
     assert_rows(db, "SELECT name FROM sqlite_schema WHERE type = 'view' ORDER BY name",
-                "v_devices\nv_events\nv_groups\nv_nics\nv_nodes\nv_passthrough\n"
+                "v_claims\nv_devices\nv_events\nv_groups\nv_mappings\nv_nics\nv_nodes\nv_passthrough\n"
                 "v_scan_errors\nv_vms\n");
     int64_t objects = q_int(db, "SELECT count(*) FROM sqlite_schema");
     assert_string_equal(store_path(f->s), f->path);
