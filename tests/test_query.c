@@ -394,7 +394,8 @@ static void test_events(void **state)
 static void test_errors(void **state)
 {
     fx_t *f = *state;
-    expect_error(f, "bogus", 2, "unknown command 'bogus'; commands: nodes, nics, groups, vms, show, events, sql");
+    expect_error(f, "bogus", 2,
+                 "unknown command 'bogus'; commands: nodes, nics, groups, vms, show, events, sql, conflicts, plan");
     expect_error(f, "nics --bogus", 2,
                  "unknown option '--bogus' for nics (usage: nics [--node N] [--model VVVV:DDDD] [--free])");
     expect_error(f, "nics --node", 2, "--node needs a value (usage: nics [--node N] [--model VVVV:DDDD] [--free])");
@@ -415,7 +416,8 @@ static void test_errors(void **state)
     buf_t b = BUF_INIT;
     buf_reset(&b);
     assert_int_equal(query_run(f->s, &f->opts, 0, NULL, false, &b, &err), 2);
-    assert_string_equal(err, "no command given; commands: nodes, nics, groups, vms, show, events, sql");
+    assert_string_equal(err,
+                        "no command given; commands: nodes, nics, groups, vms, show, events, sql, conflicts, plan");
     free(err);
     buf_free(&b);
     (void)out;
