@@ -26,8 +26,11 @@ typedef struct {
     char *from;       /* the address on the VM's node ("" for an unresolved mapping) */
     char *mapping;    /* mapping name, or NULL */
     char *model;      /* "8086:1533" for messages */
-    cand_t *c;        /* candidates on other nodes, by node then address */
-    size_t nc;
+    cand_t *c;        /* the candidates loaded now: those of one node */
+    size_t nc, cap;
+    sqlite3_stmt *on_node; /* candidates on node ?3 */
+    sqlite3_stmt *fleet;   /* every candidate, by node then address, stepped as needed */
+    bool peeked, done;     /* fleet: a row of the next node is waiting */
 } need_t;
 
 typedef struct {
@@ -78,40 +81,60 @@ static sqlite3_stmt *prep(plan_t *p, const char *sql)
     "  (EXISTS (SELECT 1 FROM vm_passthrough p WHERE p.node = v.node AND p.address = v.address) OR"            \
     "   EXISTS (SELECT 1 FROM claims k WHERE k.node = v.node AND k.address = v.address)))"
 
-static void fill_cands(plan_t *p, sqlite3_stmt *st, need_t *n)
+static void cands_clear(need_t *n)
 {
-    size_t cap = 0;
-    int rc;
-    while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
-        if (n->nc == cap) {
-            cap = cap ? cap * 2 : 16;
-            n->c = xrealloc(n->c, cap * sizeof(*n->c));
-        }
-        n->c[n->nc].node = xstrdup(col(st, 0));
-        n->c[n->nc].address = xstrdup(col(st, 1));
-        n->nc++;
+    for (size_t k = 0; k < n->nc; k++) {
+        free(n->c[k].node);
+        free(n->c[k].address);
     }
-    if (rc != SQLITE_DONE)
-        p->rc = say(p->why, 1, "plan query failed: %s", sqlite3_errmsg(p->db));
-    sqlite3_finalize(st);
+    n->nc = 0;
 }
 
-/* Candidates for the device at from on node: same model, and for a NIC the
- * same PCIe link. */
-static void device_cands(plan_t *p, const char *node, need_t *n)
+static void cand_add(need_t *n, const char *node, const char *address)
 {
-    sqlite3_stmt *st = prep(p,
-                            "SELECT d.node, d.address FROM devices s JOIN devices d ON d.vendor_id = s.vendor_id AND"
-                            " d.device_id = s.device_id" FREE_ON_TARGET
-                            " AND s.node = ?1 AND s.address = ?2 AND d.assignable_alone = 1 AND d.bridge = 0"
-                            " AND (NOT EXISTS (SELECT 1 FROM nics c WHERE c.node = s.node AND c.address = s.address)"
-                            "      OR (d.link_speed IS s.link_speed AND d.link_width IS s.link_width))"
-                            " ORDER BY d.node, d.address");
-    if (!st)
+    if (n->nc == n->cap) {
+        n->cap = n->cap ? n->cap * 2 : 8;
+        n->c = xrealloc(n->c, n->cap * sizeof(*n->c));
+    }
+    n->c[n->nc].node = xstrdup(node);
+    n->c[n->nc].address = xstrdup(address);
+    n->nc++;
+}
+
+/* The candidate queries of a need: for a device, the same model (and for
+ * a NIC the same PCIe link); for a mapping, that mapping's devices. The
+ * fleet-wide one streams in index order (devices_model holds node and
+ * address after the model), so a drain reads only as far as it needs. */
+#define DEVICE_CANDS                                                                                          \
+    "SELECT d.node, d.address FROM devices s JOIN devices d ON d.vendor_id = s.vendor_id AND"                 \
+    " d.device_id = s.device_id" FREE_ON_TARGET " AND s.node = ?1 AND s.address = ?2"                         \
+    " AND (NOT EXISTS (SELECT 1 FROM nics c WHERE c.node = s.node AND c.address = s.address)"                 \
+    "      OR (d.link_speed IS s.link_speed AND d.link_width IS s.link_width))"
+#define MAPPING_CANDS                                                                                         \
+    "SELECT d.node, d.address FROM mappings m JOIN devices d ON d.node = m.node AND d.address = m.address"     \
+    FREE_ON_TARGET " AND m.name = ?2"
+
+static void need_prepare(plan_t *p, const char *node, need_t *n)
+{
+    const char *base = n->mapping ? MAPPING_CANDS : DEVICE_CANDS;
+    char *one = xasprintf("%s AND d.node = ?3 ORDER BY d.address", base);
+    char *all = xasprintf("%s ORDER BY d.node, %s", base, n->mapping ? "m.pos" : "d.address");
+    n->on_node = prep(p, one);
+    n->fleet = prep(p, all);
+    free(one);
+    free(all);
+    const char *key = n->mapping ? n->mapping : n->from;
+    for (int i = 0; i < 2; i++) {
+        sqlite3_stmt *st = i ? n->fleet : n->on_node;
+        if (!st)
+            continue;
+        sqlite3_bind_text(st, 1, node, -1, SQLITE_TRANSIENT);
+        sqlite3_bind_text(st, 2, key, -1, SQLITE_TRANSIENT);
+    }
+    if (n->mapping) {
+        n->model = xasprintf("mapping %s", n->mapping);
         return;
-    sqlite3_bind_text(st, 1, node, -1, SQLITE_STATIC);
-    sqlite3_bind_text(st, 2, n->from, -1, SQLITE_STATIC);
-    fill_cands(p, st, n);
+    }
     sqlite3_stmt *m = prep(p, "SELECT printf('%04x:%04x', vendor_id, device_id) FROM devices WHERE node = ?1 AND"
                               " address = ?2");
     if (m) {
@@ -124,29 +147,56 @@ static void device_cands(plan_t *p, const char *node, need_t *n)
     }
 }
 
-static void mapping_cands(plan_t *p, const char *node, need_t *n)
+/* Loads the need's candidates on target. */
+static void load_on(plan_t *p, need_t *n, const char *target)
 {
-    sqlite3_stmt *st = prep(p, "SELECT d.node, d.address FROM mappings m JOIN devices d ON d.node = m.node AND"
-                               " d.address = m.address" FREE_ON_TARGET " AND m.name = ?2 ORDER BY d.node, m.pos");
-    if (!st)
+    cands_clear(n);
+    if (!n->on_node)
         return;
-    sqlite3_bind_text(st, 1, node, -1, SQLITE_STATIC);
-    sqlite3_bind_text(st, 2, n->mapping, -1, SQLITE_STATIC);
-    fill_cands(p, st, n);
-    n->model = xasprintf("mapping %s", n->mapping);
+    sqlite3_reset(n->on_node);
+    sqlite3_bind_text(n->on_node, 3, target, -1, SQLITE_TRANSIENT);
+    int rc;
+    while ((rc = sqlite3_step(n->on_node)) == SQLITE_ROW)
+        cand_add(n, col(n->on_node, 0), col(n->on_node, 1));
+    if (rc != SQLITE_DONE)
+        p->rc = say(p->why, 1, "plan query failed: %s", sqlite3_errmsg(p->db));
+}
+
+/* Loads the candidates of the next node in the fleet-wide stream; returns
+ * that node (borrowed from the need) or NULL at the end. */
+static const char *next_node(plan_t *p, need_t *n)
+{
+    cands_clear(n);
+    if (!n->fleet || n->done)
+        return NULL;
+    int rc = SQLITE_ROW;
+    if (!n->peeked)
+        rc = sqlite3_step(n->fleet);
+    n->peeked = false;
+    while (rc == SQLITE_ROW) {
+        if (n->nc && strcmp(col(n->fleet, 0), n->c[0].node) != 0) {
+            n->peeked = true; /* the row stays current for the next call */
+            return n->c[0].node;
+        }
+        cand_add(n, col(n->fleet, 0), col(n->fleet, 1));
+        rc = sqlite3_step(n->fleet);
+    }
+    n->done = true;
+    if (rc != SQLITE_DONE)
+        p->rc = say(p->why, 1, "plan query failed: %s", sqlite3_errmsg(p->db));
+    return n->nc ? n->c[0].node : NULL;
 }
 
 static void needs_free(need_t *v, size_t n)
 {
     for (size_t i = 0; i < n; i++) {
-        for (size_t k = 0; k < v[i].nc; k++) {
-            free(v[i].c[k].node);
-            free(v[i].c[k].address);
-        }
+        cands_clear(&v[i]);
         free(v[i].c);
         free(v[i].from);
         free(v[i].mapping);
         free(v[i].model);
+        sqlite3_finalize(v[i].on_node);
+        sqlite3_finalize(v[i].fleet);
     }
     free(v);
 }
@@ -177,13 +227,24 @@ static need_t *load_needs(plan_t *p, const char *node, const char *source, const
             x->mapping = xstrdup(col(st, 1));
     }
     sqlite3_finalize(st);
-    for (size_t i = 0; i < *n; i++) {
-        if (v[i].mapping)
-            mapping_cands(p, node, &v[i]);
-        else
-            device_cands(p, node, &v[i]);
-    }
+    for (size_t i = 0; i < *n; i++)
+        need_prepare(p, node, &v[i]);
     return v;
+}
+
+/* The first candidate of need on node (candidates are ordered by node):
+ * a fleet-wide model has tens of thousands of them. */
+static size_t first_on(const need_t *need, const char *node)
+{
+    size_t lo = 0, hi = need->nc;
+    while (lo < hi) {
+        size_t mid = lo + (hi - lo) / 2;
+        if (strcmp(need->c[mid].node, node) < 0)
+            lo = mid + 1;
+        else
+            hi = mid;
+    }
+    return lo;
 }
 
 /* Whether target can take every need with distinct devices; fills got[i]
@@ -192,9 +253,9 @@ static bool fits(need_t *v, size_t n, const char *target, const char **got)
 {
     for (size_t i = 0; i < n; i++) {
         got[i] = NULL;
-        for (size_t k = 0; k < v[i].nc && !got[i]; k++) {
+        for (size_t k = first_on(&v[i], target); k < v[i].nc && !got[i]; k++) {
             if (strcmp(v[i].c[k].node, target) != 0)
-                continue;
+                break;
             bool taken = false;
             for (size_t j = 0; j < i && !taken; j++)
                 taken = got[j] && strcmp(got[j], v[i].c[k].address) == 0;
@@ -207,16 +268,6 @@ static bool fits(need_t *v, size_t n, const char *target, const char **got)
     return true;
 }
 
-/* Every node that appears among the first need's candidates, in order. */
-static void target_nodes(const need_t *v, size_t n, strv_t *out)
-{
-    if (!n)
-        return;
-    for (size_t k = 0; k < v[0].nc; k++)
-        if (!out->n || strcmp(out->v[out->n - 1], v[0].c[k].node) != 0)
-            strv_add(out, v[0].c[k].node);
-}
-
 typedef struct {
     const char *source, *vm_id, *name, *reasons;
     int running; /* -1 unknown */
@@ -225,13 +276,11 @@ typedef struct {
 
 static const char *running_text(int r) { return r == 1 ? "yes" : r == 0 ? "no" : "?"; }
 
-/* One VM of a drain: JSON object or a text line. Returns the number of
- * target nodes found (or -1 when it is live-migratable). */
+/* One VM of a drain: a JSON object, or a line of text. */
 static void plan_vm(plan_t *p, const char *node, const vm_row_t *vm, bool all, json_t *j, buf_t *text)
 {
     size_t nn = 0;
     need_t *v = vm->migratable ? NULL : load_needs(p, node, vm->source, vm->vm_id, &nn);
-    strv_t targets = STRV_INIT;
     const char **got = xcalloc(nn + 1, sizeof *got);
     buf_t where = BUF_INIT;
     buf_puts(&where, "");
@@ -250,18 +299,22 @@ static void plan_vm(plan_t *p, const char *node, const vm_row_t *vm, bool all, j
         action = "stop";
     } else {
         action = "stop-and-move";
-        target_nodes(v, nn, &targets);
         if (j)
             json_arr_open(j, "targets");
-        for (size_t t = 0; t < targets.n; t++) {
-            if (!fits(v, nn, targets.v[t], got))
+        /* walk the nodes that have the first need's device, in order; ask
+         * each for the other needs; stop once enough are shown */
+        const char *t;
+        while ((t = next_node(p, &v[0])) != NULL && !p->rc) {
+            for (size_t i = 1; i < nn; i++)
+                load_on(p, &v[i], t);
+            if (!fits(v, nn, t, got))
                 continue;
             found++;
             if (!all && found > PLAN_SHOWN)
-                continue;
+                break;
             if (j) {
                 json_obj_open(j, NULL);
-                json_str(j, "node", targets.v[t]);
+                json_str(j, "node", t);
                 json_arr_open(j, "devices");
                 for (size_t i = 0; i < nn; i++) {
                     json_obj_open(j, NULL);
@@ -276,7 +329,7 @@ static void plan_vm(plan_t *p, const char *node, const vm_row_t *vm, bool all, j
             }
             if (found > 1)
                 buf_puts(&where, "; ");
-            buf_printf(&where, "%s (", targets.v[t]);
+            buf_printf(&where, "%s (", t);
             for (size_t i = 0; i < nn; i++)
                 buf_printf(&where, "%s%s -> %s", i ? ", " : "", *v[i].from ? v[i].from : v[i].mapping, got[i]);
             buf_putc(&where, ')');
@@ -284,7 +337,7 @@ static void plan_vm(plan_t *p, const char *node, const vm_row_t *vm, bool all, j
         if (j)
             json_arr_close(j);
         if (!all && found > PLAN_SHOWN)
-            buf_printf(&where, "; and %zu more nodes (--all lists them)", found - PLAN_SHOWN);
+            buf_puts(&where, "; and more (--all lists every one)");
         if (!found) {
             buf_puts(&where, "nowhere: no other online node with a ready IOMMU has a free ");
             for (size_t i = 0; i < nn; i++)
@@ -294,8 +347,8 @@ static void plan_vm(plan_t *p, const char *node, const vm_row_t *vm, bool all, j
     }
     if (j) {
         json_str(j, "action", action);
-        if (!vm->migratable)
-            json_int(j, "target_count", (long long)found);
+        if (!vm->migratable && nn)
+            json_bool(j, "more_targets", !all && found > PLAN_SHOWN);
         json_arr_open(j, "devices");
         for (size_t i = 0; i < nn; i++)
             json_str(j, NULL, *v[i].from ? v[i].from : v[i].mapping);
@@ -311,7 +364,6 @@ static void plan_vm(plan_t *p, const char *node, const vm_row_t *vm, bool all, j
     }
     buf_free(&where);
     free(got);
-    strv_free(&targets);
     needs_free(v, nn);
 }
 
@@ -412,6 +464,8 @@ static int migrate(plan_t *p, const char *vm_id, const char *to, bool json, buf_
     } else {
         v = load_needs(p, node, source, vm_id, &nn);
         got = xcalloc(nn + 1, sizeof *got);
+        for (size_t i = 0; i < nn; i++)
+            load_on(p, &v[i], to);
         if (!nn) {
             buf_printf(&why, "VM %s cannot live-migrate (%s) and has no passthrough device to place: stop it, "
                              "then move it", vm_id, reasons);

@@ -306,10 +306,10 @@ static void test_plans(void **state)
     char *out = query(f, true, "plan", "drain", "fw1", NULL, NULL);
     has(out, "{\"vm\":\"100\",\"source\":\"proxmox\",\"name\":\"firewall\",\"running\":false,\"targets\":["
              "{\"node\":\"fw2\",\"devices\":[{\"from\":\"0000:03:00.0\",\"to\":\"0000:02:00.0\"}]}],"
-             "\"action\":\"stop-and-move\",\"target_count\":1");
+             "\"action\":\"stop-and-move\",\"more_targets\":false");
     has(out, "{\"vm\":\"103\",\"source\":\"proxmox\",\"name\":\"web\",\"running\":true,\"action\":\"live-migrate\"");
     has(out, "{\"vm\":\"102\",\"source\":\"proxmox\",\"name\":\"dpdk\",\"running\":true,\"targets\":[],"
-             "\"action\":\"stop\",\"target_count\":0");
+             "\"action\":\"stop\",\"more_targets\":false");
     free(out);
     out = query(f, false, "plan", "drain", "fw1", NULL, NULL);
     if (getenv("PEEK"))
@@ -344,6 +344,25 @@ static void test_plans(void **state)
     assert_true(after_claim > changes);
     assert_int_equal(sqlite3_total_changes64(store_db(f->s)), after_claim); /* plans wrote nothing */
 
+    /* many candidates: five shown and "more", --all lists every one */
+    for (int i = 5; i <= 11; i++) {
+        char name[8];
+        snprintf(name, sizeof name, "fw%d", i);
+        ingest(f->s, name, spare("ready", false), NOW);
+    }
+    out = query(f, true, "plan", "drain", "fw1", NULL, NULL);
+    /* fw2's I225 is claimed by now: fw10, fw11, fw5, fw6, fw7 (name order) */
+    has(out, "\"targets\":[{\"node\":\"fw10\"");
+    has(out, "{\"node\":\"fw7\"");
+    assert_null(strstr(out, "{\"node\":\"fw8\""));
+    has(out, "\"more_targets\":true");
+    free(out);
+    out = query(f, false, "plan", "drain", "fw1", "--all", NULL);
+    has(out, "fw10 (0000:03:00.0 -> 0000:02:00.0); fw11 (0000:03:00.0 -> 0000:02:00.0); fw5");
+    has(out, "fw9 (0000:03:00.0 -> 0000:02:00.0)");
+    assert_null(strstr(out, "and more"));
+    free(out);
+
     buf_t b = BUF_INIT;
     char *why = NULL;
     char *bad[] = {"plan", "drain", NULL};
@@ -351,9 +370,9 @@ static void test_plans(void **state)
     assert_int_equal(query_run(f->s, &o, 2, bad, false, &b, &why), 2);
     free(why);
     why = NULL;
-    char *unknown[] = {"plan", "drain", "fw9", NULL};
+    char *unknown[] = {"plan", "drain", "fw99", NULL};
     assert_int_equal(query_run(f->s, &o, 3, unknown, false, &b, &why), 1);
-    has(why, "no node named fw9");
+    has(why, "no node named fw99");
     free(why);
     buf_free(&b);
 }
