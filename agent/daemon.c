@@ -10,6 +10,10 @@
 #include "keys.h"
 #include "log.h"
 #include "report_pb.h"
+#include "root.h"
+#include "runner.h"
+#include "stepmem.h"
+#include "vmedit.h"
 #include "wire.h"
 
 #include <czmq.h>
@@ -20,7 +24,8 @@
 #include <unistd.h>
 
 const char *const agent_daemon_config_keys[] = {
-    "controller", "controller-key", "key", "node", "root", "interval", "rescan", "log-level", "pci-ids", NULL,
+    "controller", "controller-key", "key", "node", "root", "interval", "rescan", "log-level", "pci-ids",
+    "simulate", "allow-vm-edits", NULL,
 };
 
 #define DEFAULT_INTERVAL_MS 5000u
@@ -69,6 +74,25 @@ int agent_parse_seconds(const char *s, unsigned min_ms, unsigned max_ms, unsigne
     return 0;
 }
 
+int agent_parse_bool(const char *s, bool *out)
+{
+    static const char *const yes[] = {"true", "yes", "on", "1"};
+    static const char *const no[] = {"false", "no", "off", "0"};
+    if (!s)
+        return -EINVAL;
+    for (size_t i = 0; i < 4; i++) {
+        if (strcasecmp(s, yes[i]) == 0) {
+            *out = true;
+            return 0;
+        }
+        if (strcasecmp(s, no[i]) == 0) {
+            *out = false;
+            return 0;
+        }
+    }
+    return -EINVAL;
+}
+
 int agent_daemon_opts_parse(const config_t *c, agent_daemon_opts_t *o, char **err)
 {
     *err = NULL;
@@ -82,6 +106,16 @@ int agent_daemon_opts_parse(const config_t *c, agent_daemon_opts_t *o, char **er
     o->interval_ms = DEFAULT_INTERVAL_MS;
     o->rescan_ms = DEFAULT_RESCAN_MS;
     o->log_level = LOG_LEVEL_INFO;
+    o->allow_vm_edits = true;
+    static const char *const bools[] = {"simulate", "allow-vm-edits"};
+    bool *bool_dst[] = {&o->simulate, &o->allow_vm_edits};
+    for (size_t i = 0; i < 2; i++) {
+        const char *v = config_get(c, bools[i]);
+        if (v && agent_parse_bool(v, bool_dst[i]) < 0) {
+            *err = xasprintf("%s = '%s' is neither true nor false (true/false, yes/no, on/off, 1/0)", bools[i], v);
+            return -EINVAL;
+        }
+    }
     static const char *const required[] = {"controller", "controller-key", "key"};
     for (size_t i = 0; i < sizeof(required) / sizeof(required[0]); i++) {
         const char *v = config_get(c, required[i]);
@@ -139,6 +173,13 @@ typedef struct {
     bool lost_logged;            /* a warning about the lost connection is out */
     bool answered_on_connection; /* something came back since the last CONNECTED */
     int64_t handshake_hint_at;
+    /* Steps: the node's root for reading configs, the one command runner
+     * (NULL when no mode fits: see vm_policy), the results by step id. */
+    root_t *root;
+    runner_t *runner;
+    stepmem_t *steps;
+    vmedit_policy_t vm_policy;
+    char *vm_refusal;
 } agent_t;
 
 static const char *boot_id(const agent_t *a)
@@ -261,6 +302,35 @@ static void rescan(agent_t *a)
     send_inventory(a);
 }
 
+static void send_step_result(agent_t *a, Pcifleet__StepResult *r)
+{
+    Pcifleet__Envelope env = PCIFLEET__ENVELOPE__INIT;
+    env.body_case = PCIFLEET__ENVELOPE__BODY_STEP_RESULT;
+    env.step_result = r;
+    send_env(a, &env);
+}
+
+static void on_vm_device_edit(agent_t *a, const Pcifleet__VmDeviceEdit *e)
+{
+    Pcifleet__StepResult r;
+    bool repeated = false;
+    bool ran = vmedit_handle(a->steps, a->root, a->runner, e, &a->vm_policy, &r, &repeated);
+    const char *outcome = step_outcome_name(r.outcome);
+    if (repeated)
+        log_info("step %s (VM %s) was carried out before: answering %s again", r.step_id, e->vm_id, outcome);
+    else if (r.outcome == PCIFLEET__STEP_RESULT__OUTCOME__OUTCOME_DONE ||
+             r.outcome == PCIFLEET__STEP_RESULT__OUTCOME__OUTCOME_UNCHANGED)
+        log_info("step %s (VM %s): %s: %s", r.step_id, e->vm_id, outcome, r.detail);
+    else
+        log_warn("step %s (VM %s): %s: %s", r.step_id, e->vm_id, outcome, r.detail);
+    /* The node may have changed: the controller gets the new inventory
+     * before the result, so when it sees DONE the config it holds agrees. */
+    if (ran)
+        rescan(a);
+    send_step_result(a, &r);
+    step_result_clear(&r);
+}
+
 static void on_error(agent_t *a, const Pcifleet__Error *e, int64_t now)
 {
     const char *msg = e->message && *e->message ? e->message : "(no reason given)";
@@ -311,6 +381,7 @@ static void on_frame(agent_t *a, const uint8_t *data, size_t len, int64_t now)
         log_debug("ack for seq %llu", (unsigned long long)env->ack->seq);
         break;
     case PCIFLEET__ENVELOPE__BODY_ERROR: on_error(a, env->error, now); break;
+    case PCIFLEET__ENVELOPE__BODY_VM_DEVICE_EDIT: on_vm_device_edit(a, env->vm_device_edit); break;
     case PCIFLEET__ENVELOPE__BODY_RESEND:
         if (a->refused) {
             log_info("the controller accepted this agent as node %s", a->node);
@@ -435,8 +506,50 @@ static int setup_socket(agent_t *a, char **err)
     return 0;
 }
 
+/* Chooses the runner: SIMULATE with --simulate (never on the live root),
+ * REAL on the live root, and none for a fixture root without --simulate:
+ * running the host's real qm for a tree that is not the host would change
+ * the wrong machine, so VM edits are refused there with the reason. */
+static int setup_steps(agent_t *a, char **err)
+{
+    const char *dir = a->o->root ? a->o->root : "/";
+    int rc = root_new(dir, &a->root);
+    if (rc < 0) {
+        *err = xasprintf("root %s: %s", dir, rc == -ENOTDIR ? "not a directory" : strerror(-rc));
+        return rc;
+    }
+    a->steps = stepmem_new(STEPMEM_DEFAULT_CAP);
+    if (a->o->simulate) {
+        char *e = NULL;
+        if ((rc = runner_new(RUNNER_SIMULATE, dir, &a->runner, &e)) < 0) {
+            *err = xasprintf("--simulate: %s", e ? e : strerror(-rc));
+            free(e);
+            return rc;
+        }
+    } else if (root_is_live(a->root)) {
+        char *e = NULL;
+        if ((rc = runner_new(RUNNER_REAL, dir, &a->runner, &e)) < 0) {
+            *err = e;
+            return rc;
+        }
+    } else {
+        a->vm_refusal = xasprintf("this agent reads the node tree under %s, not this host, and was started "
+                                  "without --simulate, so it runs no commands for it",
+                                  dir);
+    }
+    a->vm_policy.allow_vm_edits = a->o->allow_vm_edits && a->runner;
+    a->vm_policy.refuse_reason = !a->o->allow_vm_edits ? "this agent's policy does not allow VM config edits "
+                                                         "(allow-vm-edits = false or --no-vm-edits)"
+                                                       : a->vm_refusal;
+    return 0;
+}
+
 static void agent_free(agent_t *a)
 {
+    runner_destroy(&a->runner);
+    stepmem_destroy(&a->steps);
+    root_destroy(&a->root);
+    free(a->vm_refusal);
     zactor_destroy(&a->monitor);
     zsock_destroy(&a->sock);
     report_pb_free(&a->inv);
@@ -456,6 +569,10 @@ int agent_daemon_run(const agent_daemon_opts_t *o, char **err)
     a.node = o->node ? xstrdup(o->node) : NULL;
 
     int rc;
+    if ((rc = setup_steps(&a, err)) < 0) {
+        agent_free(&a);
+        return rc;
+    }
     a.inv = scan_node(&a, err);
     if (!a.inv) {
         agent_free(&a);
@@ -471,6 +588,12 @@ int agent_daemon_run(const agent_daemon_opts_t *o, char **err)
              "inventory %s...: %zu devices, %zu NICs, %zu VMs, %zu read problems",
              agent_version(), a.node, o->controller, o->interval_ms / 1000.0, o->rescan_ms / 1000.0, hex,
              a.inv->n_devices, a.inv->n_nics, a.inv->n_vms, a.inv->n_errors);
+    if (a.vm_policy.allow_vm_edits)
+        log_info("VM config edits from the controller: allowed, commands run %s",
+                 runner_mode(a.runner) == RUNNER_SIMULATE ? "in the node simulator on the root's files"
+                                                          : "for real on this host");
+    else
+        log_info("VM config edits from the controller: refused (%s)", a.vm_policy.refuse_reason);
 
     send_hello(&a);
     send_inventory(&a);

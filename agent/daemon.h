@@ -14,6 +14,17 @@
  *    WRONG_NODE) with a line telling the operator what to run on the
  *    controller, and the agent says Hello again every interval until it is
  *    let in;
+ *  - a VmDeviceEdit from the controller is carried out by vmedit_handle
+ *    (vmedit.h: policy, step-id memory of the last 256 results, the one
+ *    qm command through the runner); when a command ran the agent rescans
+ *    at once and sends the Inventory if its hash changed, then it answers
+ *    with a StepResult (same step_id) in an Envelope like every other
+ *    (node, next seq). The runner is SIMULATE with --simulate (refused on
+ *    the live root: the simulator edits the root's files), REAL on the live
+ *    root, and none for a fixture root without --simulate, where every VM
+ *    edit is REFUSED with that reason rather than running the host's qm for
+ *    a tree that is not the host. allow-vm-edits = false (--no-vm-edits)
+ *    refuses them all, saying so;
  *  - ZeroMQ reconnects on its own (reconnect interval 0.5 s growing to 10 s,
  *    ZMTP heartbeats drop a dead connection after three intervals); after a
  *    reconnect, and whenever nothing has come back from the controller for
@@ -22,12 +33,17 @@
  * messages wait in ZeroMQ's queue and the rest are dropped (the next Hello
  * or Heartbeat catches up). Every wait is bounded by the next timer; a scan
  * that fails after start is logged and the previous inventory is kept.
+ * A step's command blocks the loop while it runs (bounded by the runner's
+ * timeout); ZeroMQ keeps the connection alive meanwhile.
  * Logs go through log.h. Returns 0 after a signal, or a negative errno with
- * *err set (caller frees) when it cannot start: root, keys, endpoint. */
+ * *err set (caller frees) when it cannot start: root, keys, endpoint,
+ * --simulate on the live root. */
 #ifndef PCIFLEET_AGENT_DAEMON_H
 #define PCIFLEET_AGENT_DAEMON_H
 
 #include "config.h"
+
+#include <stdbool.h>
 
 /* Read when it exists and no --config is given. Not under --root: it is the
  * agent's own config, not the node's. */
@@ -44,23 +60,29 @@ typedef struct {
     unsigned interval_ms;       /* heartbeat interval */
     unsigned rescan_ms;         /* rescan period */
     int log_level;              /* log_level_t */
+    bool simulate;              /* commands go to the node simulator (sim.h) */
+    bool allow_vm_edits;        /* VmDeviceEdit steps may run (default true) */
 } agent_daemon_opts_t;
 
 /* The keys a config file (and the command line) may set, NULL-terminated:
  * controller, controller-key, key, node, root, interval, rescan, log-level,
- * pci-ids. */
+ * pci-ids, simulate, allow-vm-edits. */
 extern const char *const agent_daemon_config_keys[];
 
 /* Fills *o from c (values are borrowed from c), with the defaults for what
  * c lacks, and checks them: controller, controller-key and key are
  * required; interval and rescan are seconds, a fraction allowed ("0.5"),
- * interval 0.05-3600, rescan 0.05-86400; log-level one of log.h's names.
+ * interval 0.05-3600, rescan 0.05-86400; log-level one of log.h's names;
+ * simulate (default false) and allow-vm-edits (default true) booleans as
+ * agent_parse_bool reads them.
  * Returns 0 or -EINVAL with *err naming the option (caller frees). */
 int agent_daemon_opts_parse(const config_t *c, agent_daemon_opts_t *o, char **err);
 
 /* Seconds with an optional fraction of up to 3 digits, to milliseconds
  * within [min_ms, max_ms]. Returns 0 or -EINVAL. */
 int agent_parse_seconds(const char *s, unsigned min_ms, unsigned max_ms, unsigned *ms);
+/* true/yes/on/1 or false/no/off/0, any case. Returns 0 or -EINVAL. */
+int agent_parse_bool(const char *s, bool *out);
 
 int agent_daemon_run(const agent_daemon_opts_t *o, char **err);
 

@@ -128,11 +128,18 @@ static void run_usage(FILE *f)
     fputs("usage: pcifleet-agent run --controller EP --controller-key FILE --key FILE [--node NAME]\n"
           "                          [--root DIR] [--interval SECONDS] [--rescan SECONDS]\n"
           "                          [--config FILE] [--log-level LEVEL] [--pci-ids FILE]\n"
+          "                          [--simulate] [--no-vm-edits]\n"
           "\n"
           "Scans the node and reports it to the controller over ZeroMQ with CURVE: hello and\n"
           "the full inventory, then a heartbeat every interval; rescans periodically and sends\n"
           "the full inventory again only when it changed. Reconnects on its own. Runs until\n"
           "SIGTERM or SIGINT. Logs go to stderr.\n"
+          "\n"
+          "It also carries out the VM config edits the controller sends (pcifleet assign\n"
+          "--apply): `qm set VMID --hostpciN ...` or `--delete hostpciN`, after checking the\n"
+          "VM's config, and answers each with its result. On this host (--root /) it runs the\n"
+          "real qm; with --simulate the node simulator edits the files under --root instead\n"
+          "and nothing is executed; with another --root and no --simulate it refuses them.\n"
           "\n"
           "  --controller EP        the controller's endpoint, e.g. tcp://10.0.0.1:7300\n"
           "  --controller-key FILE  the controller's public key (its controller.key)\n"
@@ -146,6 +153,11 @@ static void run_usage(FILE *f)
           "                         above without --; options given here override it\n"
           "  --log-level LEVEL      error, warn, info (default) or debug\n"
           "  --pci-ids FILE         pci.ids file used to name devices (default: libpci's)\n"
+          "  --simulate             send every command to the node simulator acting on the\n"
+          "                         files under --root (fixtures, tests); refused for --root /\n"
+          "                         (config: simulate = true)\n"
+          "  --no-vm-edits          refuse the controller's VM config edits, answering why\n"
+          "                         (config: allow-vm-edits = false; default true)\n"
           "  -h, --help             show this help\n"
           "\n"
           "Until the controller's operator runs `pcifleet keys accept NAME`, the controller\n"
@@ -163,6 +175,7 @@ static int cmd_run(int argc, char **argv)
         {"root", required_argument, NULL, 'r'},       {"interval", required_argument, NULL, 'i'},
         {"rescan", required_argument, NULL, 's'},     {"config", required_argument, NULL, 'f'},
         {"log-level", required_argument, NULL, 'l'},  {"pci-ids", required_argument, NULL, 'p'},
+        {"simulate", no_argument, NULL, 'S'},         {"no-vm-edits", no_argument, NULL, 'E'},
         {"help", no_argument, NULL, 'h'},             {NULL, 0, NULL, 0},
     };
     config_t cli = CONFIG_INIT;
@@ -188,13 +201,21 @@ static int cmd_run(int argc, char **argv)
         for (size_t i = 0; opts[i].name; i++)
             if (opts[i].val == c)
                 name = opts[i].name;
+        /* Flags are the config keys they stand for, with their value. */
+        const char *value = optarg;
+        if (c == 'S') {
+            value = "true";
+        } else if (c == 'E') {
+            name = "allow-vm-edits";
+            value = "false";
+        }
         if (config_get(&cli, name)) {
             fprintf(stderr, "pcifleet-agent run: --%s is given twice\n", name);
             config_free(&cli);
             return 1;
         }
         strv_add(&cli.keys, name);
-        strv_add(&cli.values, optarg);
+        strv_add(&cli.values, value);
     }
     if (optind < argc) {
         fprintf(stderr, "pcifleet-agent run: unexpected argument '%s'\n", argv[optind]);
