@@ -15,7 +15,7 @@
  *    through exactly these addresses (as a set, a slot like "02:00"
  *    expanded to its functions present in ROOT/sys/bus/pci/devices): index
  *    is that entry's. Removing, and no live entry holds exactly them (index
- *    0). Nothing is run.
+ *    stays the proposed one). Nothing is run.
  *  - DONE: the command exited 0. Adding: `qm set VMID --hostpciN
  *    ADDR[;ADDR...][,pcie=1]` where N is the proposed index when no live
  *    entry and no [PENDING] change uses it (and it is 0-15), else the lowest
