@@ -740,7 +740,19 @@ int main(int argc, char **argv)
     zloop_reader(loop, d.agents, on_agents, &d);
     zloop_reader(loop, d.adm, on_admin, &d);
     zloop_timer(loop, 1000, 0, on_tick, &d);
-    zloop_start(loop); /* returns on SIGINT/SIGTERM */
+    /* zloop_start also returns when any signal interrupts its poll: SIGHUP
+     * (re-read the keys) must not stop the controller, so go on unless it
+     * was SIGINT/SIGTERM or a handler failed. */
+    for (;;) {
+        int lr = zloop_start(loop);
+        if (lr != 0 || zsys_interrupted)
+            break;
+        if (reload_keys) {
+            reload_keys = 0;
+            agents_dir_changed(&d);
+            reload_keystore(&d, "SIGHUP");
+        }
+    }
     log_info("stopping: %llu frames handled, %llu inventories stored, %llu refused",
              (unsigned long long)ingest_stats(d.ingest)->frames,
              (unsigned long long)ingest_stats(d.ingest)->inventories,
