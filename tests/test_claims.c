@@ -377,6 +377,40 @@ static void test_plans(void **state)
     buf_free(&b);
 }
 
+/* A VM whose hostpci uses a Proxmox resource mapping can run where the same
+ * mapping has a free device, whatever its address there. */
+static void test_plan_mapping(void **state)
+{
+    fx_t *f = *state;
+    ib_t *b = fw1();
+    Pcifleet__Vm *v = ib_vm(b, "110", "mapped", PCIFLEET__TRI__TRI_FALSE, "0000:02:00.0",
+                            "hostpci0 uses mapping uplink");
+    v->hostpci[0]->mapping = ib_str(b, "uplink");
+    ingest(f->s, "fw1", b, NOW + 1);
+    /* fw2 maps "uplink" to its slow-link I225 03:00.0: a mapping is the
+     * operator's statement of equivalence, so link and model do not matter */
+    ib_t *t = spare("ready", true);
+    static Pcifleet__PciMapping m = PCIFLEET__PCI_MAPPING__INIT;
+    static char *addrs[] = {"0000:03:00.0"};
+    static Pcifleet__PciMapping *maps[] = {&m};
+    m.name = "uplink";
+    m.addresses = addrs;
+    m.n_addresses = 1;
+    t->inv.mappings = maps;
+    t->inv.n_mappings = 1;
+    ingest(f->s, "fw2", t, NOW + 1);
+    char *out = query(f, true, "plan", "drain", "fw1", NULL, NULL);
+    has(out, "{\"vm\":\"110\",\"source\":\"proxmox\",\"name\":\"mapped\",\"running\":false,\"targets\":"
+             "[{\"node\":\"fw2\",\"devices\":[{\"from\":\"0000:02:00.0\",\"mapping\":\"uplink\",\"to\":\"0000:03:00.0\"}]}]");
+    free(out);
+    out = query(f, false, "plan", "migrate", "110", "--to", "fw2");
+    has(out, "yes: VM 110 must stop; on fw2 it would get 0000:03:00.0");
+    free(out);
+    out = query(f, false, "plan", "migrate", "110", "--to", "fw3");
+    has(out, "no:");
+    free(out);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -384,6 +418,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_assign_and_release, setup, teardown),
         cmocka_unit_test_setup_teardown(test_conflicts, setup, teardown),
         cmocka_unit_test_setup_teardown(test_plans, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_plan_mapping, setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
