@@ -620,8 +620,8 @@ static int grub_append(const char *buf, size_t len, const assign_t *a, const cha
     return 0;
 }
 
-int kargs_edit_grub(const char *buf, size_t len, const char *variable, const kargs_change_t *ch, char **out,
-                    size_t *out_len, bool *changed, char **err)
+static int grub_edit_once(const char *buf, size_t len, const char *variable, const kargs_change_t *ch, char **out,
+                          size_t *out_len, bool *changed, char **err)
 {
     *out = NULL;
     *out_len = 0;
@@ -701,6 +701,47 @@ out:
     return rc;
 }
 
+/* The edit, then proof that it holds: the final values the probe reads
+ * have every token added and none removed, and editing the result again
+ * changes nothing. Shell this editor and grub_defaults_parse read
+ * differently (pathological quoting) fails the proof and is refused, so a
+ * node can never loop through edits and reboots. */
+int kargs_edit_grub(const char *buf, size_t len, const char *variable, const kargs_change_t *ch, char **out,
+                    size_t *out_len, bool *changed, char **err)
+{
+    int rc = grub_edit_once(buf, len, variable, ch, out, out_len, changed, err);
+    if (rc < 0 || !*changed)
+        return rc;
+    char *again = NULL, *e2 = NULL;
+    size_t l2;
+    bool ch2 = false;
+    int rc2 = grub_edit_once(*out, *out_len, variable, ch, &again, &l2, &ch2, &e2);
+    kargs_t final = KARGS_INIT;
+    bool ok = rc2 == 0 && !ch2 && grub_final(*out, *out_len, &final, &e2) == 0;
+    parsed_change_t pc;
+    if (ok && change_parse(ch, &pc, &e2) == 0) {
+        for (size_t a = 0; a < pc.add.n && ok; a++)
+            ok = present_in(&final, &pc.add.v[a]);
+        for (size_t r = 0; r < pc.remove.n && ok; r++)
+            for (size_t i = 0; i < final.n && ok; i++)
+                ok = !remove_matches(final.v[i].key, final.v[i].value, &pc.remove.v[r]);
+        change_free(&pc);
+    }
+    kargs_free(&final);
+    free(again);
+    free(e2);
+    if (!ok) {
+        free(*out);
+        *out = NULL;
+        *out_len = 0;
+        *changed = false;
+        *err = xstrdup("the file's shell quoting is too unusual to edit safely (the edited file would not read back "
+                       "as intended); edit the kernel command line by hand");
+        return -EINVAL;
+    }
+    return 0;
+}
+
 /* ---- /etc/kernel/cmdline ---- */
 
 /* The command line's span: the first line neither blank nor a comment. */
@@ -742,6 +783,16 @@ int kargs_edit_cmdline_file(const char *buf, size_t len, const kargs_change_t *c
     size_t s = 0, e = 0, l1;
     char *t1;
     bool have = cmdline_span(buf, len, &s, &e);
+    size_t quotes = 0;
+    for (size_t i = s; have && i < e; i++)
+        quotes += buf[i] == '"';
+    if (quotes % 2) {
+        /* The kernel would read everything after it as one value, what we
+         * add included. */
+        *err = xstrdup("the command line has an unterminated '\"'; fix it by hand");
+        change_free(&pc);
+        return -EINVAL;
+    }
     if (have) {
         toks_t t = {0};
         kargs_t final = KARGS_INIT;
