@@ -1,6 +1,7 @@
 #include "admin.h"
 
 #include "assign.h"
+#include "rollout.h"
 
 #include "buf.h"
 #include "json.h"
@@ -310,6 +311,13 @@ static size_t handle(admin_ctx_t *ctx, const uint8_t *buf, size_t len, int64_t n
             status = 1;
         } else {
             status = assign_run(ctx->assign, argc, argv, json, now, token, deferred, o, &err);
+        }
+    } else if (strcmp(argv[0], "rollout") == 0) {
+        if (!ctx->rollout) {
+            err = xstrdup("rollouts need the controller's connection to the agents (not available here)");
+            status = 1;
+        } else {
+            status = rollout_admin(ctx->rollout, argc, argv, json, now, o, &err);
         }
     } else if (strcmp(argv[0], "status") == 0) {
         if (argc != 1) {

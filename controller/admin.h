@@ -38,6 +38,7 @@ typedef struct {
     int64_t started;      /* unix seconds, for `status` */
     int64_t offline_after;
     struct assign_ctx *assign; /* assign/release (assign.h); NULL: refused */
+    struct rollout_ctx *rollout; /* rollout ... (rollout.h); NULL: refused */
 } admin_ctx_t;
 
 /* Largest request the admin socket takes. */

@@ -37,7 +37,8 @@
 
 /* Commands the controller answers; anything else is a usage error here. */
 static const char *const remote_commands[] = {"keys",   "nodes",   "nics",      "groups", "vms",  "show", "events",
-                                              "sql",    "status",  "assign",    "release", "conflicts", "plan", NULL};
+                                              "sql",    "status",  "assign",    "release", "conflicts", "plan",
+                                              "rollout", NULL};
 
 /* `pcifleet COMMAND --help`: synopsis and what it does, in the order of
  * remote_commands. */
@@ -80,6 +81,17 @@ static const char *const remote_usage[][2] = {
      "Read-only plans. drain: for every VM on NODE, live-migratable or must stop, and\n"
      "where it could run instead with the device it would get there. migrate: whether\n"
      "VMID can run on NODE, and why (not)."},
+    {"rollout start iommu [--nodes a,b | --all] [--batch N] [--pt] [--dry-run] [--allow-downtime]\n"
+     "                 [--reboot-timeout S]\n"
+     "       pcifleet [OPTIONS] rollout status|watch|pause|resume|abort [ID]",
+     "Turns the IOMMU on across nodes, a batch at a time (default 1; never so many that a\n"
+     "Proxmox cluster loses quorum): nodes already ready are skipped, nodes that need a\n"
+     "firmware change are reported and skipped, a node with a running VM that cannot\n"
+     "live-migrate is refused unless --allow-downtime; each node gets its kernel\n"
+     "arguments (--pt adds iommu=pt), vfio modules, boot and initramfs refresh, a reboot\n"
+     "where its agent allows it (else it waits in awaiting-reboot for you), and a\n"
+     "verification. The first node that fails halts the rollout. start prints the id;\n"
+     "status shows every node; watch refreshes until done (exit 0) or halted (exit 1)."},
 };
 
 _Static_assert(sizeof remote_usage / sizeof remote_usage[0] ==
@@ -122,6 +134,14 @@ static void usage(FILE *f)
           "  plan drain NODE              per VM on NODE: live-migrate, or stop and where it could\n"
           "                               run instead, with the device it would get\n"
           "  plan migrate VMID --to NODE  whether VMID can run on NODE, and why (not)\n"
+          "\n"
+          "IOMMU rollouts:\n"
+          "  rollout start iommu [--nodes a,b | --all] [--batch N] [--pt] [--dry-run]\n"
+          "                      [--allow-downtime]\n"
+          "                               turn the IOMMU on across nodes, a batch at a time;\n"
+          "                               prints the rollout's id\n"
+          "  rollout status|watch|pause|resume|abort [ID]\n"
+          "                               every node's state; watch refreshes until it ends\n"
           "\n"
           "Agent keys:\n"
           "  keys                         accepted and pending agent keys with fingerprints\n"
@@ -334,7 +354,18 @@ static int probe_ipc(const char *ep, char **why)
  * is never held whole. -1 with a message on stderr when the controller
  * stops short or sends what it announced wrongly; what was printed by then
  * stays printed, and the exit status says it is incomplete. */
-static int receive_body(zsock_t *sock, const char *ep, uint64_t length, uint32_t chunks, double timeout)
+/* The answer goes to stdout, or into capture when the caller wants it
+ * (rollout watch). */
+static void emit(buf_t *capture, const char *data, size_t n)
+{
+    if (capture)
+        buf_append(capture, data, n);
+    else
+        fwrite(data, 1, n, stdout);
+}
+
+static int receive_body(zsock_t *sock, const char *ep, uint64_t length, uint32_t chunks, double timeout,
+                        buf_t *capture)
 {
     uint64_t got = 0;
     char last = '\n';
@@ -357,7 +388,7 @@ static int receive_body(zsock_t *sock, const char *ep, uint64_t length, uint32_t
                             "read (chunk %u of %u)\n", ep, i + 1, chunks);
             rc = -1;
         } else {
-            fwrite(data, 1, n, stdout);
+            emit(capture, data, n);
             got += n;
             last = data[n - 1];
         }
@@ -370,11 +401,11 @@ static int receive_body(zsock_t *sock, const char *ep, uint64_t length, uint32_t
         rc = -1;
     }
     if (rc == 0 && last != '\n')
-        fputc('\n', stdout);
+        emit(capture, "\n", 1);
     return rc;
 }
 
-static int remote(const char *ep, double timeout, int argc, char **argv, bool json)
+static int remote(const char *ep, double timeout, int argc, char **argv, bool json, buf_t *capture)
 {
     char *why = NULL;
     if (probe_ipc(ep, &why) < 0) {
@@ -435,11 +466,11 @@ static int remote(const char *ep, double timeout, int argc, char **argv, bool js
     zmsg_destroy(&rep);
     if (r->body && *r->body) {
         size_t blen = strlen(r->body);
-        fwrite(r->body, 1, blen, stdout);
+        emit(capture, r->body, blen);
         if (r->body[blen - 1] != '\n')
-            fputc('\n', stdout);
+            emit(capture, "\n", 1);
     }
-    if (r->body_chunks && receive_body(sock, ep, r->body_length, r->body_chunks, timeout) < 0) {
+    if (r->body_chunks && receive_body(sock, ep, r->body_length, r->body_chunks, timeout, capture) < 0) {
         wire_admin_reply_free(&r);
         status = 1;
         goto out;
@@ -454,6 +485,53 @@ out:
     zsock_destroy(&sock);
     free(packed);
     return status;
+}
+
+/* `rollout watch [ID]`: the rollout's status, refreshed every second until
+ * it is done (exit 0), halted or aborted (exit 1); Ctrl-C stops watching
+ * (the rollout goes on). On a terminal each refresh redraws the screen. */
+static int rollout_watch(const char *ep, double timeout, int n, char **words, bool json)
+{
+    if (n > 3) {
+        fputs("usage: pcifleet rollout watch [ID]\n", stderr);
+        return 2;
+    }
+    char *argv[] = {"rollout", "status", n == 3 ? words[2] : NULL};
+    int argc = n == 3 ? 3 : 2;
+    bool tty = isatty(STDOUT_FILENO) && !json;
+    for (;;) {
+        buf_t b = BUF_INIT;
+        buf_puts(&b, "");
+        int st = remote(ep, timeout, argc, argv, false, &b);
+        if (st != 0) {
+            buf_free(&b);
+            return st;
+        }
+        if (tty)
+            fputs("\033[H\033[2J", stdout);
+        if (!json) {
+            fputs(b.p, stdout);
+            fflush(stdout);
+        }
+        /* the first line says the state: "rollout N (iommu): STATE, ..." */
+        const char *c = strstr(b.p, "): ");
+        int done = -1;
+        if (!c)
+            done = 1; /* no rollout at all */
+        else if (!strncmp(c + 3, "done", 4))
+            done = 0;
+        else if (!strncmp(c + 3, "halted", 6) || !strncmp(c + 3, "aborted", 7))
+            done = 1;
+        buf_free(&b);
+        if (done >= 0) {
+            if (json) { /* scripts get the final state once */
+                argv[1] = "status";
+                return remote(ep, timeout, argc, argv, true, NULL) == 0 ? done : 1;
+            }
+            return done;
+        }
+        sleep(1);
+    }
 }
 
 /* --help or -h anywhere among a remote command's words, except as the
@@ -571,7 +649,10 @@ int main(int argc, char **argv)
         for (int i = 1; i < n; i++)
             if (strcmp(words[i], "--apply") == 0 && timeout < 40)
                 timeout = 40;
-        status = remote(admin, timeout, n, words, json);
+        if (strcmp(cmd, "rollout") == 0 && n >= 2 && strcmp(words[1], "watch") == 0)
+            status = rollout_watch(admin, timeout, n, words, json);
+        else
+            status = remote(admin, timeout, n, words, json, NULL);
     } else {
         fprintf(stderr, "pcifleet: unknown command '%s' (try --help)\n", cmd);
         status = 2;

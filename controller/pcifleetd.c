@@ -15,6 +15,7 @@
  * start (database, keys, endpoints). */
 #include "admin.h"
 #include "assign.h"
+#include "rollout.h"
 #include "buf.h"
 #include "config.h"
 #include "ingest.h"
@@ -425,6 +426,10 @@ static void on_step_result(void *arg, const char *node, const Pcifleet__StepResu
     buf_t out = BUF_INIT;
     buf_reset(&out);
     char *err = NULL;
+    if (rollout_step_result(d->admin.rollout, node, r, now)) {
+        buf_free(&out);
+        return;
+    }
     requester_t *who = assign_step_result(d->admin.assign, node, r, now, &status, &out, &err);
     if (who)
         answer_later(d, who, status, &out, err);
@@ -532,6 +537,7 @@ static int on_tick(zloop_t *loop, int timer_id, void *arg)
         log_warn("node %s went offline: no heartbeat for %lld s", gone.v[i], (long long)d->set.offline_after);
     strv_free(&gone);
     ingest_tick(d->ingest, now);
+    rollout_tick(d->admin.rollout, now);
     for (;;) { /* --apply answers that did not come in time */
         int status = 1;
         buf_t out = BUF_INIT;
@@ -718,6 +724,7 @@ int main(int argc, char **argv)
     d.routes = zhashx_new();
     zhashx_set_destructor(d.routes, route_free);
     d.admin.assign = assign_new(d.store, send_to_agent, &d, requester_free, 30);
+    d.admin.rollout = rollout_new(d.store, send_to_agent, &d);
     ingest_set_step_handler(d.ingest, on_step_result, &d);
     d.admin.listen = d.set.listen;
     d.admin.version = PCIFLEET_VERSION;
@@ -773,6 +780,7 @@ out:
     ingest_destroy(&d.ingest);
     query_cache_destroy(&d.admin.query.cache);
     assign_destroy(&d.admin.assign);
+    rollout_destroy(&d.admin.rollout);
     zhashx_destroy(&d.routes);
     buf_free(&d.admin_body);
     store_close(&d.store);

@@ -311,7 +311,7 @@ static Pcifleet__AdminReply *admin(fx_t *f, bool json, int argc, ...)
     req.json = json;
     uint8_t *buf = NULL;
     size_t len = wire_encode_admin_request(&req, &buf);
-    admin_ctx_t ctx = {f->store, f->ks, f->ig, {2000, 10000, NULL}, "tcp://*:7450", "test", 1700000000, 15, NULL};
+    admin_ctx_t ctx = {f->store, f->ks, f->ig, {2000, 10000, NULL}, "tcp://*:7450", "test", 1700000000, 15, NULL, NULL};
     uint8_t *out = NULL;
     size_t n = admin_handle(&ctx, buf, len, 1700000001, &out);
     free(buf);
@@ -381,7 +381,7 @@ static void test_admin_keys(void **state)
 static void test_admin_garbage(void **state)
 {
     fx_t *f = *state;
-    admin_ctx_t ctx = {f->store, f->ks, f->ig, {2000, 10000, NULL}, "tcp://*:7450", "test", 0, 15, NULL};
+    admin_ctx_t ctx = {f->store, f->ks, f->ig, {2000, 10000, NULL}, "tcp://*:7450", "test", 0, 15, NULL, NULL};
     static const uint8_t junk[] = {0xff, 0xff, 0xff, 0x0f, 0x12, 0x80};
     uint8_t *out = NULL;
     size_t n = admin_handle(&ctx, junk, sizeof junk, 1, &out);
@@ -445,7 +445,7 @@ static void test_admin_chunked(void **state)
     req.n_argv = 2;
     uint8_t *buf = NULL;
     size_t len = wire_encode_admin_request(&req, &buf);
-    admin_ctx_t ctx = {f->store, f->ks, f->ig, {2000, 10000, NULL}, "tcp://*:7450", "test", 1700000000, 15, NULL};
+    admin_ctx_t ctx = {f->store, f->ks, f->ig, {2000, 10000, NULL}, "tcp://*:7450", "test", 1700000000, 15, NULL, NULL};
 
     uint8_t *inline_reply = NULL;
     size_t n = admin_handle(&ctx, buf, len, 1700000001, &inline_reply);

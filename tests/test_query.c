@@ -457,7 +457,7 @@ static void test_sql_select(void **state)
     free(out);
     assert_int_equal(run_sql(f, "SELECT count(*) AS views FROM sqlite_schema WHERE type = 'view'", false, &out, &err),
                      0);
-    assert_string_equal(out, "VIEWS\n10\n");
+    assert_string_equal(out, "VIEWS\n12\n");
     free(out);
     /* a trailing semicolon and comment are not a second statement */
     assert_int_equal(run_sql(f, "SELECT 1 AS one; -- done\n", false, &out, &err), 0);

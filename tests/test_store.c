@@ -115,7 +115,7 @@ static void test_open_migrates_and_reopens(void **state)
     assert_rows(db, "PRAGMA journal_mode", "wal\n");
     assert_rows(db, "SELECT name FROM sqlite_schema WHERE type = 'view' ORDER BY name",
                 "v_claims\nv_devices\nv_events\nv_groups\nv_mappings\nv_nics\nv_nodes\nv_passthrough\n"
-                "v_scan_errors\nv_vms\n");
+                "v_rollout_nodes\nv_rollouts\nv_scan_errors\nv_vms\n");
     int64_t objects = q_int(db, "SELECT count(*) FROM sqlite_schema");
     assert_string_equal(store_path(f->s), f->path);
     store_close(&f->s);
