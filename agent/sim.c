@@ -9,6 +9,7 @@
 #include "buf.h"
 #include "pve_edit.h"
 #include "root.h"
+#include "sim_boot.h"
 #include "vms.h"
 
 #include <ctype.h>
@@ -255,9 +256,56 @@ static int sim_qm(sim_t *s, const char *const *args, size_t nargs, buf_t *out)
 
 /* ---- dispatch ---- */
 
+/* The boot commands act on the root alone; sim_boot.c has them. */
+static int sim_update_grub_cmd(sim_t *s, const char *const *a, size_t n, buf_t *out)
+{
+    return sim_update_grub(s->root, a, n, out);
+}
+static int sim_pbt_cmd(sim_t *s, const char *const *a, size_t n, buf_t *out)
+{
+    return sim_proxmox_boot_tool(s->root, a, n, out);
+}
+static int sim_initramfs_cmd(sim_t *s, const char *const *a, size_t n, buf_t *out)
+{
+    return sim_update_initramfs(s->root, a, n, out);
+}
+static int sim_systemctl_cmd(sim_t *s, const char *const *a, size_t n, buf_t *out)
+{
+    return sim_systemctl(s->root, a, n, out);
+}
+static int sim_reboot(sim_t *s, const char *const *a, size_t n, buf_t *out)
+{
+    return sim_reboot_cmd(s->root, a, n, out);
+}
+
 static const sim_cmd_t programs[] = {
     {"qm", sim_qm},
+    {"update-grub", sim_update_grub_cmd},
+    {"proxmox-boot-tool", sim_pbt_cmd},
+    {"update-initramfs", sim_initramfs_cmd},
+    {"systemctl", sim_systemctl_cmd},
+    {"reboot", sim_reboot},
 };
+
+int sim_boot(sim_t *s, char **report)
+{
+    buf_t out = BUF_INIT;
+    buf_reset(&out);
+    int rc = sim_boot_root(s->root, &out);
+    *report = buf_steal(&out);
+    return rc;
+}
+
+int sim_boot_dir(const char *root, char **report)
+{
+    sim_t *s = NULL;
+    int rc = sim_new(root, &s, report);
+    if (rc < 0)
+        return rc;
+    rc = sim_boot(s, report);
+    sim_destroy(&s);
+    return rc;
+}
 
 int sim_run(sim_t *s, const char *const *argv, runner_result_t *res)
 {

@@ -373,7 +373,7 @@ static void test_sim_refuses(void **state)
                         "Configuration file 'nodes/pve-intel-sdboot-i225/qemu-server/999.conf' does not exist\n");
 
     const char *const *const refused[] = {
-        (const char *const[]){"update-grub", NULL},
+        (const char *const[]){"grub-install", NULL},
         (const char *const[]){"qm", "start", "102", NULL},
         (const char *const[]){"qm", NULL},
         (const char *const[]){"qm", "set", NULL},
