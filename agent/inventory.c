@@ -44,6 +44,8 @@ int inventory_scan(const scan_opts_t *opts, inventory_t **out, char **err)
     vms_probe_with_mappings(root, inv->sys.node, &present, &inv->vms, &inv->mappings, e);
     strv_free(&present);
 
+    corosync_probe(root, &inv->cluster, e);
+
     iommu_judge(&inv->iommu, &inv->sys, &inv->boot, &inv->vfio);
     root_destroy(&root);
     *out = inv;
@@ -56,6 +58,7 @@ void inventory_destroy(inventory_t **pinv)
         return;
     inventory_t *inv = *pinv;
     free(inv->root);
+    cluster_free(&inv->cluster);
     sysinfo_free(&inv->sys);
     iommu_state_free(&inv->iommu);
     boot_info_free(&inv->boot);
@@ -315,6 +318,18 @@ void inventory_to_json(const inventory_t *inv, json_t *j)
         json_obj_close(j);
     }
     json_arr_close(j);
+    /* the Proxmox cluster (corosync.conf), or null */
+    if (inv->cluster.name) {
+        json_obj_open(j, "cluster");
+        json_str(j, "name", inv->cluster.name);
+        json_arr_open(j, "members");
+        for (size_t i = 0; i < inv->cluster.members.n; i++)
+            json_str(j, NULL, inv->cluster.members.v[i]);
+        json_arr_close(j);
+        json_obj_close(j);
+    } else {
+        json_null(j, "cluster");
+    }
 
     json_arr_open(j, "errors");
     for (size_t i = 0; i < inv->errors.n; i++) {

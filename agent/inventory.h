@@ -11,6 +11,7 @@
 
 #include "boot.h"
 #include "buf.h"
+#include "corosync.h"
 #include "errs.h"
 #include "groups.h"
 #include "iommu.h"
@@ -39,6 +40,7 @@ typedef struct {
     nics_t nics;
     vms_t vms;
     pve_mappings_t mappings; /* pci.cfg, sorted by name; those with n_alts 0 are not this node's */
+    cluster_t cluster;       /* corosync.conf; name NULL when in no cluster */
     errs_t errors;
 } inventory_t;
 

@@ -244,6 +244,14 @@ int report_to_pb(const inventory_t *inv, Pcifleet__Inventory **out)
         m->mappings[k++] = pm;
     }
 
+    if (inv->cluster.name) {
+        Pcifleet__Cluster *c = xmalloc(sizeof(*c));
+        pcifleet__cluster__init(c);
+        c->name = text(inv->cluster.name);
+        c->members = texts(&inv->cluster.members, &c->n_members);
+        m->cluster = c;
+    }
+
     m->n_errors = inv->errors.n;
     m->errors = inv->errors.n ? xcalloc(inv->errors.n, sizeof(*m->errors)) : NULL;
     for (size_t i = 0; i < inv->errors.n; i++) {

@@ -51,6 +51,7 @@ enum {
     ST_DEL_DEVICES,
     ST_DEL_ERRORS,
     ST_DEL_MAPPINGS,
+    ST_DEL_CLUSTERS,
     ST_DEL_IOMMU,
     ST_INS_IOMMU,
     ST_INS_DEVICE,
@@ -60,6 +61,7 @@ enum {
     ST_INS_PASSTHROUGH,
     ST_INS_ERROR,
     ST_INS_MAPPING,
+    ST_INS_CLUSTER,
     ST_INS_EVENT,
     ST__COUNT
 };
@@ -99,6 +101,7 @@ static const char *const stmt_sql[ST__COUNT] = {
     [ST_DEL_DEVICES] = "DELETE FROM devices WHERE node = ?1",
     [ST_DEL_ERRORS] = "DELETE FROM scan_errors WHERE node = ?1",
     [ST_DEL_MAPPINGS] = "DELETE FROM mappings WHERE node = ?1",
+    [ST_DEL_CLUSTERS] = "DELETE FROM clusters WHERE node = ?1",
     [ST_DEL_IOMMU] = "DELETE FROM iommu WHERE node = ?1",
     [ST_INS_IOMMU] = "INSERT INTO iommu (node, firmware, enabled, units, group_count, default_domain,"
                      " interrupt_remapping, cmdline, verdict, reasons, loader, cmdline_file, configured_args,"
@@ -122,6 +125,7 @@ static const char *const stmt_sql[ST__COUNT] = {
                            " raw) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)",
     [ST_INS_ERROR] = "INSERT INTO scan_errors (node, seq, location, message) VALUES (?1, ?2, ?3, ?4)",
     [ST_INS_MAPPING] = "INSERT INTO mappings (node, name, pos, address) VALUES (?1, ?2, ?3, ?4)",
+    [ST_INS_CLUSTER] = "INSERT OR IGNORE INTO clusters (node, cluster, member) VALUES (?1, ?2, ?3)",
     [ST_INS_EVENT] = "INSERT INTO events (time, kind, node, detail) VALUES (?1, ?2, ?3, ?4)",
 };
 
@@ -1256,7 +1260,7 @@ static int ingest_rows(store_t *s, const char *node, const Pcifleet__Inventory *
                        Pcifleet__GroupEndpoint **ep_sorted, size_t n_ep, char **err)
 {
     static const int dels[] = {ST_DEL_PASSTHROUGH, ST_DEL_VMS,    ST_DEL_GROUPS, ST_DEL_NICS,
-                               ST_DEL_DEVICES,     ST_DEL_ERRORS, ST_DEL_IOMMU, ST_DEL_MAPPINGS};
+                               ST_DEL_DEVICES,     ST_DEL_ERRORS, ST_DEL_IOMMU, ST_DEL_MAPPINGS, ST_DEL_CLUSTERS};
     sqlite3_stmt *st;
     /* a node's rows come only with an inventory (which sets its hash in the
      * same transaction): without one there is nothing to remove */
@@ -1486,6 +1490,19 @@ static int ingest_rows(store_t *s, const char *node, const Pcifleet__Inventory *
             sqlite3_bind_text(st, 4, str_or_empty(m->addresses[k]), -1, SQLITE_STATIC);
             if (stmt_exec(s, st) < 0)
                 return fail(err, -EIO, "mapping %s: %s", str_or_empty(m->name), sqlite3_errmsg(s->db));
+        }
+    }
+
+    /* the Proxmox cluster, for the rollouts' quorum */
+    if (inv->cluster) {
+        if (!(st = stmt(s, ST_INS_CLUSTER, err)))
+            return -EIO;
+        for (size_t k = 0; k < inv->cluster->n_members; k++) {
+            sqlite3_bind_text(st, 1, node, -1, SQLITE_STATIC);
+            sqlite3_bind_text(st, 2, str_or_empty(inv->cluster->name), -1, SQLITE_STATIC);
+            sqlite3_bind_text(st, 3, str_or_empty(inv->cluster->members[k]), -1, SQLITE_STATIC);
+            if (stmt_exec(s, st) < 0)
+                return db_fail(s, err, "cannot store the cluster");
         }
     }
     return 0;

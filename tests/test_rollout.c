@@ -332,9 +332,9 @@ static void test_batch_and_quorum(void **state)
     free(st);
 
     sqlite3_exec(store_db(f->s),
-                 "INSERT INTO clusters VALUES ('a1','pve','a1'),('a1','pve','a2'),('a1','pve','a5'),"
-                 "('a2','pve','a1'),('a2','pve','a2'),('a2','pve','a5'),('a5','pve','a1'),('a5','pve','a2'),"
-                 "('a5','pve','a5')",
+                 "INSERT INTO clusters (node, cluster, member) VALUES ('a1','pve','a1'),('a1','pve','a2'),"
+                 "('a1','pve','a5'),('a2','pve','a1'),('a2','pve','a2'),('a2','pve','a5'),('a5','pve','a1'),"
+                 "('a5','pve','a2'),('a5','pve','a5')",
                  NULL, NULL, NULL);
     f->now += 10;
     sqlite3_exec(store_db(f->s), "DELETE FROM rollout_nodes", NULL, NULL, NULL);

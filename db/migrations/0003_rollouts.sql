@@ -45,10 +45,12 @@ CREATE UNIQUE INDEX rollout_nodes_active ON rollout_nodes(node)
     WHERE state IN ('stepping', 'rebooting', 'awaiting-reboot', 'verifying');
 
 -- The Proxmox cluster a node belongs to (etc/pve/corosync.conf), for quorum.
+-- The key columns come first: SQLite 3.40's integrity_check misreads a
+-- WITHOUT ROWID table whose key columns are not its leading ones.
 CREATE TABLE clusters (
     node    TEXT NOT NULL REFERENCES nodes(name) ON DELETE CASCADE ON UPDATE CASCADE,
-    cluster TEXT NOT NULL,
     member  TEXT NOT NULL,
+    cluster TEXT NOT NULL,
     PRIMARY KEY (node, member)
 ) WITHOUT ROWID;
 
