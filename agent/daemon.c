@@ -12,6 +12,8 @@
 #include "report_pb.h"
 #include "root.h"
 #include "runner.h"
+#include "sim.h"
+#include "steps.h"
 #include "stepmem.h"
 #include "vmedit.h"
 #include "wire.h"
@@ -25,7 +27,7 @@
 
 const char *const agent_daemon_config_keys[] = {
     "controller", "controller-key", "key", "node", "root", "interval", "rescan", "log-level", "pci-ids",
-    "simulate", "allow-vm-edits", NULL,
+    "simulate", "allow-vm-edits", "allow-reboot", "state-dir", NULL,
 };
 
 #define DEFAULT_INTERVAL_MS 5000u
@@ -36,6 +38,7 @@ const char *const agent_daemon_config_keys[] = {
 #define QUEUE_LIMIT 64         /* messages ZeroMQ keeps while the controller is away */
 #define LINGER_MS 200          /* what a stopping agent still tries to deliver */
 #define NAG_MS 60000           /* repeat an operator hint at most once a minute */
+#define DOWN_POLL_MS 1000      /* a simulated node that failed to boot checks its profile this often */
 
 int agent_parse_seconds(const char *s, unsigned min_ms, unsigned max_ms, unsigned *ms)
 {
@@ -107,9 +110,10 @@ int agent_daemon_opts_parse(const config_t *c, agent_daemon_opts_t *o, char **er
     o->rescan_ms = DEFAULT_RESCAN_MS;
     o->log_level = LOG_LEVEL_INFO;
     o->allow_vm_edits = true;
-    static const char *const bools[] = {"simulate", "allow-vm-edits"};
-    bool *bool_dst[] = {&o->simulate, &o->allow_vm_edits};
-    for (size_t i = 0; i < 2; i++) {
+    o->state_dir = config_get(c, "state-dir");
+    static const char *const bools[] = {"simulate", "allow-vm-edits", "allow-reboot"};
+    bool *bool_dst[] = {&o->simulate, &o->allow_vm_edits, &o->allow_reboot};
+    for (size_t i = 0; i < 3; i++) {
         const char *v = config_get(c, bools[i]);
         if (v && agent_parse_bool(v, bool_dst[i]) < 0) {
             *err = xasprintf("%s = '%s' is neither true nor false (true/false, yes/no, on/off, 1/0)", bools[i], v);
@@ -123,6 +127,10 @@ int agent_daemon_opts_parse(const config_t *c, agent_daemon_opts_t *o, char **er
             *err = xasprintf("--%s is required (or '%s = ...' in the config file)", required[i], required[i]);
             return -EINVAL;
         }
+    }
+    if (o->state_dir && !*o->state_dir) {
+        *err = xstrdup("--state-dir is empty: give the folder where step results are kept");
+        return -EINVAL;
     }
     if (o->node && !keys_valid_node_name(o->node)) {
         *err = xasprintf("--node '%s' is not a valid node name: use 1-63 of A-Z a-z 0-9 . _ -, not starting "
@@ -180,6 +188,11 @@ typedef struct {
     stepmem_t *steps;
     vmedit_policy_t vm_policy;
     char *vm_refusal;
+    step_policy_t step_policy;
+    char *state_dir;
+    /* A REBOOT step was carried out by the node simulator: the loop takes
+     * the agent down and brings it back as a restarted one. */
+    bool restart_pending;
 } agent_t;
 
 static const char *boot_id(const agent_t *a)
@@ -331,6 +344,47 @@ static void on_vm_device_edit(agent_t *a, const Pcifleet__VmDeviceEdit *e)
     step_result_clear(&r);
 }
 
+/* A SetupStep: a repeated id gets the stored result and nothing runs;
+ * otherwise steps.h carries it out under this agent's policy, the result is
+ * kept (in the state folder, so a restarted agent still knows it), the
+ * inventory goes out first when the node changed, then the result. */
+static void on_setup_step(agent_t *a, const Pcifleet__SetupStep *s)
+{
+    const char *kind = steps_kind_name(s->kind);
+    const Pcifleet__StepResult *seen = s->step_id && *s->step_id ? stepmem_find(a->steps, s->step_id) : NULL;
+    if (seen) {
+        Pcifleet__StepResult r;
+        step_result_copy(&r, seen);
+        log_info("step %s (%s) was carried out before: answering %s again without running anything", r.step_id,
+                 kind, step_outcome_name(r.outcome));
+        send_step_result(a, &r);
+        step_result_clear(&r);
+        return;
+    }
+    Pcifleet__StepResult r;
+    pcifleet__step_result__init(&r);
+    bool changed = steps_apply(a->o->root ? a->o->root : "/", a->runner, s, &a->step_policy, &r);
+    const char *outcome = step_outcome_name(r.outcome);
+    if (r.outcome == PCIFLEET__STEP_RESULT__OUTCOME__OUTCOME_DONE ||
+        r.outcome == PCIFLEET__STEP_RESULT__OUTCOME__OUTCOME_UNCHANGED)
+        log_info("step %s (%s%s): %s: %s", r.step_id, kind, s->dry_run ? ", dry run" : "", outcome, r.detail);
+    else
+        log_warn("step %s (%s%s): %s: %s", r.step_id, kind, s->dry_run ? ", dry run" : "", outcome, r.detail);
+    char *err = NULL;
+    if (stepmem_put_err(a->steps, &r, &err) < 0) {
+        log_error("%s; a repeat of step %s after a restart would be carried out again", err, r.step_id);
+        free(err);
+    }
+    bool rebooted = s->kind == PCIFLEET__SETUP_STEP__KIND__KIND_REBOOT && !s->dry_run &&
+                    r.outcome == PCIFLEET__STEP_RESULT__OUTCOME__OUTCOME_DONE;
+    if (rebooted && a->runner && runner_mode(a->runner) == RUNNER_SIMULATE)
+        a->restart_pending = true; /* the rescan comes with the restart */
+    else if (changed && !rebooted)
+        rescan(a);
+    send_step_result(a, &r);
+    steps_result_clear(&r);
+}
+
 static void on_error(agent_t *a, const Pcifleet__Error *e, int64_t now)
 {
     const char *msg = e->message && *e->message ? e->message : "(no reason given)";
@@ -382,6 +436,12 @@ static void on_frame(agent_t *a, const uint8_t *data, size_t len, int64_t now)
         break;
     case PCIFLEET__ENVELOPE__BODY_ERROR: on_error(a, env->error, now); break;
     case PCIFLEET__ENVELOPE__BODY_VM_DEVICE_EDIT: on_vm_device_edit(a, env->vm_device_edit); break;
+    case PCIFLEET__ENVELOPE__BODY_SETUP_STEP:
+        if (a->restart_pending)
+            log_debug("ignored a setup step: this node is rebooting");
+        else
+            on_setup_step(a, env->setup_step);
+        break;
     case PCIFLEET__ENVELOPE__BODY_RESEND:
         if (a->refused) {
             log_info("the controller accepted this agent as node %s", a->node);
@@ -518,7 +578,22 @@ static int setup_steps(agent_t *a, char **err)
         *err = xasprintf("root %s: %s", dir, rc == -ENOTDIR ? "not a directory" : strerror(-rc));
         return rc;
     }
-    a->steps = stepmem_new(STEPMEM_DEFAULT_CAP);
+    /* Step results outlive the process: a reboot step restarts the agent. */
+    a->state_dir = a->o->state_dir ? xstrdup(a->o->state_dir)
+                   : root_is_live(a->root) ? xstrdup(AGENT_DEFAULT_STATE_DIR)
+                                           : root_path(a->root, "var/lib/pcifleet");
+    char *warn = NULL, *e0 = NULL;
+    if ((rc = stepmem_open(a->state_dir, STEPMEM_DEFAULT_CAP, &a->steps, &warn, &e0)) < 0) {
+        *err = xasprintf("--state-dir: %s", e0);
+        free(e0);
+        return rc;
+    }
+    if (warn) {
+        log_warn("%s", warn);
+        free(warn);
+    }
+    a->step_policy.allow_reboot = a->o->allow_reboot;
+    a->step_policy.state_dir = a->state_dir;
     if (a->o->simulate) {
         char *e = NULL;
         if ((rc = runner_new(RUNNER_SIMULATE, dir, &a->runner, &e)) < 0) {
@@ -550,10 +625,90 @@ static void agent_free(agent_t *a)
     stepmem_destroy(&a->steps);
     root_destroy(&a->root);
     free(a->vm_refusal);
+    free(a->state_dir);
     zactor_destroy(&a->monitor);
     zsock_destroy(&a->sock);
     report_pb_free(&a->inv);
     free(a->node);
+}
+
+/* Sleeps ms, waking early for SIGTERM/SIGINT. */
+static void sleep_interruptible(unsigned ms)
+{
+    int64_t until = zclock_mono() + ms;
+    while (!zsys_interrupted) {
+        int64_t left = until - zclock_mono();
+        if (left <= 0)
+            break;
+        zclock_sleep((int)(left < 100 ? left : 100));
+    }
+}
+
+/* After a REBOOT the node simulator carried out: the agent does what a
+ * restarted one would. Its connection goes (the controller sees it drop),
+ * it stays silent for the profile's boot_delay_ms, or, while the profile
+ * says boot_fails, until that line is gone (then the tree boots); then it
+ * scans (the new boot id) and connects again with Hello and the full
+ * Inventory. Step results stay in the state folder. */
+static int simulated_restart(agent_t *a, char **err)
+{
+    a->restart_pending = false;
+    zactor_destroy(&a->monitor);
+    zsock_destroy(&a->sock);
+    a->connected = a->answered_on_connection = a->inv_sent = false;
+    sim_profile_t prof;
+    char *perr = NULL;
+    if (sim_profile_read(a->root, &prof, &perr) < 0) {
+        log_warn("simulated reboot: %s; coming back at once", perr);
+        free(perr);
+    }
+    if (prof.boot_fails) {
+        log_warn("simulated reboot: the node does not come back (boot_fails in /%s); silent until that "
+                 "changes",
+                 SIM_PROFILE_FILE);
+        while (!zsys_interrupted && prof.boot_fails) {
+            sleep_interruptible(DOWN_POLL_MS);
+            sim_profile_free(&prof);
+            if (sim_profile_read(a->root, &prof, &perr) < 0) {
+                free(perr);
+                perr = NULL;
+                prof.boot_fails = true; /* a half-written profile is not a fix */
+            }
+        }
+        if (zsys_interrupted) {
+            sim_profile_free(&prof);
+            return 0;
+        }
+        char *report = NULL;
+        int brc = sim_boot_dir(a->o->root, &report);
+        log_info("simulated reboot: the node boots after all: %s", report ? report : strerror(-brc));
+        free(report);
+    }
+    unsigned delay = prof.boot_delay_ms > SIM_BOOT_DELAY_MAX_MS ? SIM_BOOT_DELAY_MAX_MS : prof.boot_delay_ms;
+    sim_profile_free(&prof);
+    if (delay) {
+        log_info("simulated reboot: the node comes back in %u ms", delay);
+        sleep_interruptible(delay);
+        if (zsys_interrupted)
+            return 0;
+    }
+    char *serr = NULL;
+    Pcifleet__Inventory *pb = scan_node(a, &serr);
+    if (pb) {
+        report_pb_free(&a->inv);
+        a->inv = pb;
+    } else {
+        log_error("scan after the simulated reboot failed, keeping the previous inventory: %s",
+                  serr ? serr : "unknown error");
+        free(serr);
+    }
+    int rc = setup_socket(a, err);
+    if (rc < 0)
+        return rc;
+    log_info("simulated reboot done: boot id %s; saying hello to the controller again", boot_id(a));
+    send_hello(a);
+    send_inventory(a);
+    return 0;
 }
 
 int agent_daemon_run(const agent_daemon_opts_t *o, char **err)
@@ -594,6 +749,9 @@ int agent_daemon_run(const agent_daemon_opts_t *o, char **err)
                                                           : "for real on this host");
     else
         log_info("VM config edits from the controller: refused (%s)", a.vm_policy.refuse_reason);
+    log_info("setup steps: reboots %s; step results kept in %s", o->allow_reboot ? "allowed" : "refused "
+             "(allow-reboot = false; give --allow-reboot to let the controller reboot this node)",
+             a.state_dir);
 
     send_hello(&a);
     send_inventory(&a);
@@ -606,6 +764,22 @@ int agent_daemon_run(const agent_daemon_opts_t *o, char **err)
         zpoller_add(poller, a.monitor);
 
     while (!zsys_interrupted) {
+        if (a.restart_pending) {
+            zpoller_destroy(&poller);
+            if ((rc = simulated_restart(&a, err)) < 0) {
+                agent_free(&a);
+                return rc;
+            }
+            if (zsys_interrupted)
+                break;
+            poller = zpoller_new(a.sock, NULL);
+            if (a.monitor)
+                zpoller_add(poller, a.monitor);
+            now = zclock_mono();
+            a.last_answer = now;
+            next_beat = now + o->interval_ms;
+            next_scan = now + o->rescan_ms;
+        }
         now = zclock_mono();
         int64_t wake = next_beat < next_scan ? next_beat : next_scan;
         int timeout = wake > now ? (int)(wake - now) : 0;

@@ -25,6 +25,25 @@
  *    edit is REFUSED with that reason rather than running the host's qm for
  *    a tree that is not the host. allow-vm-edits = false (--no-vm-edits)
  *    refuses them all, saying so;
+ *  - a SetupStep (issue 5) is carried out by steps_apply (steps.h) with
+ *    the same runner, under the policy allow-reboot (--allow-reboot;
+ *    default false: a REBOOT step is REFUSED with the reason) and the
+ *    state folder. A step_id answered before — also before a restart of
+ *    the agent: results are kept in STATE_DIR/steps.pb (stepmem.h), last
+ *    256 — is answered with the stored result and nothing runs. When the
+ *    step changed something the agent rescans and sends the Inventory if
+ *    its hash changed, then answers with the StepResult (node, next seq).
+ *    STATE_DIR is --state-dir (config state-dir), default
+ *    AGENT_DEFAULT_STATE_DIR on the live root and ROOT/var/lib/pcifleet for
+ *    a fixture root. Setup steps arriving while a simulated reboot is under
+ *    way are dropped, as a rebooting node would drop them;
+ *  - a DONE REBOOT in --simulate mode: the node simulator has already
+ *    booted the tree (sim.h), so after sending the result the agent acts
+ *    as a restarted one: closes its connection, stays silent for the
+ *    profile's boot_delay_ms (at most SIM_BOOT_DELAY_MAX_MS), or for as long
+ *    as the profile says boot_fails (then boots the tree once the line is
+ *    gone), rescans (a new boot id) and connects again with Hello and the
+ *    full Inventory. A real reboot needs none of this: the host goes down;
  *  - ZeroMQ reconnects on its own (reconnect interval 0.5 s growing to 10 s,
  *    ZMTP heartbeats drop a dead connection after three intervals); after a
  *    reconnect, and whenever nothing has come back from the controller for
@@ -48,6 +67,8 @@
 /* Read when it exists and no --config is given. Not under --root: it is the
  * agent's own config, not the node's. */
 #define AGENT_DEFAULT_CONFIG "/etc/pcifleet/agent.conf"
+/* Step results (and steps.h's backup index) on the live root. */
+#define AGENT_DEFAULT_STATE_DIR "/var/lib/pcifleet"
 
 typedef struct {
     const char *controller;     /* endpoint: tcp://HOST:PORT */
@@ -62,19 +83,22 @@ typedef struct {
     int log_level;              /* log_level_t */
     bool simulate;              /* commands go to the node simulator (sim.h) */
     bool allow_vm_edits;        /* VmDeviceEdit steps may run (default true) */
+    bool allow_reboot;          /* REBOOT setup steps may run (default false) */
+    const char *state_dir;      /* step results; NULL = the default (see above) */
 } agent_daemon_opts_t;
 
 /* The keys a config file (and the command line) may set, NULL-terminated:
  * controller, controller-key, key, node, root, interval, rescan, log-level,
- * pci-ids, simulate, allow-vm-edits. */
+ * pci-ids, simulate, allow-vm-edits, allow-reboot, state-dir. */
 extern const char *const agent_daemon_config_keys[];
 
 /* Fills *o from c (values are borrowed from c), with the defaults for what
  * c lacks, and checks them: controller, controller-key and key are
  * required; interval and rescan are seconds, a fraction allowed ("0.5"),
  * interval 0.05-3600, rescan 0.05-86400; log-level one of log.h's names;
- * simulate (default false) and allow-vm-edits (default true) booleans as
- * agent_parse_bool reads them.
+ * simulate (default false), allow-vm-edits (default true) and allow-reboot
+ * (default false) booleans as agent_parse_bool reads them; state-dir not
+ * empty.
  * Returns 0 or -EINVAL with *err naming the option (caller frees). */
 int agent_daemon_opts_parse(const config_t *c, agent_daemon_opts_t *o, char **err);
 

@@ -135,7 +135,8 @@ static void run_usage(FILE *f)
     fputs("usage: pcifleet-agent run --controller EP --controller-key FILE --key FILE [--node NAME]\n"
           "                          [--root DIR] [--interval SECONDS] [--rescan SECONDS]\n"
           "                          [--config FILE] [--log-level LEVEL] [--pci-ids FILE]\n"
-          "                          [--simulate] [--no-vm-edits]\n"
+          "                          [--simulate] [--no-vm-edits] [--allow-reboot]\n"
+          "                          [--state-dir DIR]\n"
           "\n"
           "Scans the node and reports it to the controller over ZeroMQ with CURVE: hello and\n"
           "the full inventory, then a heartbeat every interval; rescans periodically and sends\n"
@@ -147,6 +148,12 @@ static void run_usage(FILE *f)
           "VM's config, and answers each with its result. On this host (--root /) it runs the\n"
           "real qm; with --simulate the node simulator edits the files under --root instead\n"
           "and nothing is executed; with another --root and no --simulate it refuses them.\n"
+          "The same holds for the IOMMU setup steps of a rollout (pcifleet rollout start):\n"
+          "kernel arguments, modules, boot and initramfs refresh, verify, restore, and a\n"
+          "reboot only with --allow-reboot. A step sent again is answered with the result\n"
+          "kept from the first time, also after a restart, and nothing runs. With\n"
+          "--simulate a reboot boots the fixture tree (docs/simulator.md) and the agent\n"
+          "comes back as after a restart, with a new boot id.\n"
           "\n"
           "  --controller EP        the controller's endpoint, e.g. tcp://10.0.0.1:7300\n"
           "  --controller-key FILE  the controller's public key (its controller.key)\n"
@@ -165,6 +172,12 @@ static void run_usage(FILE *f)
           "                         (config: simulate = true)\n"
           "  --no-vm-edits          refuse the controller's VM config edits, answering why\n"
           "                         (config: allow-vm-edits = false; default true)\n"
+          "  --allow-reboot         let the controller's reboot steps through (config:\n"
+          "                         allow-reboot = true; default false: refused, and the\n"
+          "                         rollout waits for the operator to reboot)\n"
+          "  --state-dir DIR        where step results are kept across restarts (config:\n"
+          "                         state-dir; default " AGENT_DEFAULT_STATE_DIR ", or\n"
+          "                         ROOT/var/lib/pcifleet for another --root)\n"
           "  -h, --help             show this help\n"
           "\n"
           "Until the controller's operator runs `pcifleet keys accept NAME`, the controller\n"
@@ -183,6 +196,7 @@ static int cmd_run(int argc, char **argv)
         {"rescan", required_argument, NULL, 's'},     {"config", required_argument, NULL, 'f'},
         {"log-level", required_argument, NULL, 'l'},  {"pci-ids", required_argument, NULL, 'p'},
         {"simulate", no_argument, NULL, 'S'},         {"no-vm-edits", no_argument, NULL, 'E'},
+        {"allow-reboot", no_argument, NULL, 'R'},     {"state-dir", required_argument, NULL, 'D'},
         {"help", no_argument, NULL, 'h'},             {NULL, 0, NULL, 0},
     };
     config_t cli = CONFIG_INIT;
@@ -210,7 +224,7 @@ static int cmd_run(int argc, char **argv)
                 name = opts[i].name;
         /* Flags are the config keys they stand for, with their value. */
         const char *value = optarg;
-        if (c == 'S') {
+        if (c == 'S' || c == 'R') {
             value = "true";
         } else if (c == 'E') {
             name = "allow-vm-edits";
