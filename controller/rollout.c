@@ -467,8 +467,11 @@ static void send_step(rollout_ctx_t *r, const ro_t *ro, rn_t *n, const char *kin
     free(step_id);
 }
 
-static void drive_node(rollout_ctx_t *r, const ro_t *ro, rn_t *n, int64_t now)
+/* Moves one node on; returns true when it just finished or failed (a place
+ * in the batch is free). */
+static bool drive_node(rollout_ctx_t *r, const ro_t *ro, rn_t *n, int64_t now)
 {
+    bool final = false;
     strv_t names = STRV_INIT;
     step_names(n->steps, &names);
     if (!strcmp(n->state, "rebooting") || !strcmp(n->state, "awaiting-reboot")) {
@@ -486,29 +489,35 @@ static void drive_node(rollout_ctx_t *r, const ro_t *ro, rn_t *n, int64_t now)
             set_node(r, ro, n->node, "failed", n->step, why, now);
             halt(r, ro, why, now);
             free(why);
+            final = true;
         }
         free(boot);
     }
     if (!strcmp(n->state, "stepping") || !strcmp(n->state, "verifying")) {
-        if (n->step >= (int)names.n)
+        if (n->step >= (int)names.n) {
             set_node(r, ro, n->node, "done", n->step, ro->dry_run ? "dry run: nothing changed" : "ready", now);
-        else if (!n->sent || now - n->sent_at >= r->resend_s)
+            final = true;
+        } else if (!n->sent || now - n->sent_at >= r->resend_s) {
             send_step(r, ro, n, names.v[n->step], now);
+        }
     }
     strv_free(&names);
+    return final;
 }
 
-static int load_nodes(rollout_ctx_t *r, int64_t id, rn_t **out, size_t *n)
+static int load_rows(rollout_ctx_t *r, int64_t id, const char *node, rn_t **out, size_t *n)
 {
     sqlite3_stmt *st = NULL;
     *out = NULL;
     *n = 0;
     if (sqlite3_prepare_v2(db_of(r),
                            "SELECT node, state, steps, step, sent, coalesce(sent_at, 0), boot_id, coalesce(reboot_at, 0)"
-                           " FROM rollout_nodes WHERE rollout = ?1 ORDER BY pos",
+                           " FROM rollout_nodes WHERE rollout = ?1 AND (?2 IS NULL OR node = ?2) ORDER BY pos",
                            -1, &st, NULL) != SQLITE_OK)
         return -EIO;
     sqlite3_bind_int64(st, 1, id);
+    if (node)
+        sqlite3_bind_text(st, 2, node, -1, SQLITE_STATIC);
     size_t cap = 0;
     while (sqlite3_step(st) == SQLITE_ROW) {
         if (*n == cap) {
@@ -529,6 +538,12 @@ static int load_nodes(rollout_ctx_t *r, int64_t id, rn_t **out, size_t *n)
     return 0;
 }
 
+static int load_nodes(rollout_ctx_t *r, int64_t id, rn_t **out, size_t *n) { return load_rows(r, id, NULL, out, n); }
+static int load_one(rollout_ctx_t *r, int64_t id, const char *node, rn_t **out, size_t *n)
+{
+    return load_rows(r, id, node, out, n);
+}
+
 static void tick_one(rollout_ctx_t *r, const ro_t *ro, int64_t now)
 {
     rn_t *v;
@@ -546,23 +561,32 @@ static void tick_one(rollout_ctx_t *r, const ro_t *ro, int64_t now)
     for (size_t i = 0; i < n; i++) {
         rn_t *x = &v[i];
         if (!strcmp(x->state, "waiting")) {
-            /* the precheck costs nothing: nodes to skip or refuse are
-             * settled at once; the others start as the batch allows */
+            /* Each node is prechecked once when the rollout first sees it
+             * (nodes to skip or refuse are settled at once, the others get
+             * their plan and wait), and again at its turn, just before it
+             * starts: a VM may have started meanwhile. Waiting nodes past
+             * a full batch cost nothing more. */
+            bool planned = x->steps && strcmp(x->steps, "[]") != 0;
+            if (planned && active >= ro->batch)
+                continue;
             char *detail = NULL, *steps = NULL;
             const char *next = precheck(r, ro, x->node, &detail, &steps);
             if (next && !strcmp(next, "stepping")) {
                 char *why = NULL;
+                if (!planned) {
+                    char *rid = num(ro->id);
+                    run(r, "UPDATE rollout_nodes SET steps = ?3 WHERE rollout = CAST(?1 AS INTEGER) AND node = ?2",
+                        rid, x->node, steps, NULL);
+                    free(rid);
+                }
                 if (active >= ro->batch) {
+                    /* planned now; starts at its turn */
                 } else if (!ro->dry_run && !quorum_allows(r, x->node, &why)) {
                     char *rid = num(ro->id);
                     run(r, "UPDATE rollout_nodes SET detail = ?3 WHERE rollout = CAST(?1 AS INTEGER) AND node = ?2",
                         rid, x->node, why, NULL);
                     free(rid);
                 } else {
-                    char *rid = num(ro->id);
-                    run(r, "UPDATE rollout_nodes SET steps = ?3 WHERE rollout = CAST(?1 AS INTEGER) AND node = ?2",
-                        rid, x->node, steps, NULL);
-                    free(rid);
                     set_node(r, ro, x->node, "stepping", 0, ro->dry_run ? "dry run" : "started", now);
                     free(x->state);
                     x->state = xstrdup("stepping");
@@ -724,9 +748,24 @@ bool rollout_step_result(rollout_ctx_t *r, const char *node, const Pcifleet__Ste
     free(why);
     free(rid);
     strv_free(&names);
-    /* the next step goes out at once, not at the next tick */
-    if (!aborted)
-        rollout_tick(r, now);
+    /* The next step goes out at once, not at the next tick: drive this node
+     * alone, and the whole rollout only when a place in the batch freed up
+     * (a node finished or failed), so an answer costs one node's work. */
+    if (!aborted) {
+        rn_t *v;
+        size_t n;
+        if (load_one(r, ro.id, node, &v, &n) == 0 && n == 1) {
+            bool final = !strcmp(v[0].state, "done") || !strcmp(v[0].state, "failed");
+            if (!final)
+                final = drive_node(r, &ro, &v[0], now);
+            rn_clear(&v[0]);
+            free(v);
+            if (final)
+                rollout_tick(r, now);
+        } else if (n) {
+            free(v);
+        }
+    }
     return true;
 }
 
