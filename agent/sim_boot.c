@@ -56,9 +56,31 @@ static bool rel_safe(const char *rel)
     return *rel != '\0';
 }
 
+/* The folders of rel that exist must resolve inside the root: a fixture
+ * whose sys/ is a link to the host's /sys must not get the host written.
+ * (Links inside the root, as Proxmox's etc/pve/qemu-server, are fine.) */
+static bool inside_root(const root_t *root, const char *rel)
+{
+    char *top = realpath(root_prefix(root), NULL);
+    if (!top)
+        return false;
+    char *path = root_path(root, rel);
+    char *real = NULL;
+    for (char *slash; !real && (slash = strrchr(path, '/'));) {
+        *slash = '\0'; /* the last component itself is never followed */
+        real = realpath(*path ? path : "/", NULL);
+    }
+    size_t n = strlen(top);
+    bool ok = real && strncmp(real, top, n) == 0 && (real[n] == '/' || real[n] == '\0');
+    free(real);
+    free(path);
+    free(top);
+    return ok;
+}
+
 static int mkdir_p(const root_t *root, const char *rel)
 {
-    if (!rel_safe(rel))
+    if (!rel_safe(rel) || !inside_root(root, rel))
         return -EINVAL;
     char *path = root_path(root, rel);
     size_t base = strlen(root_prefix(root)) + 1;
@@ -82,8 +104,10 @@ static int mkdir_p(const root_t *root, const char *rel)
 
 static int write_file(const root_t *root, const char *rel, const char *data, buf_t *out)
 {
-    if (!rel_safe(rel))
+    if (!rel_safe(rel) || !inside_root(root, rel)) {
+        buf_printf(out, "pcifleet simulator: /%s resolves outside the root; not written\n", rel);
         return -EINVAL;
+    }
     char *dir = xstrdup(rel);
     char *slash = strrchr(dir, '/');
     int rc = 0;
@@ -107,7 +131,7 @@ static int write_file(const root_t *root, const char *rel, const char *data, buf
 /* A link replaced by rename, so a reader sees the old one or the new one. */
 static int write_link(const root_t *root, const char *rel, const char *target)
 {
-    if (!rel_safe(rel))
+    if (!rel_safe(rel) || !inside_root(root, rel))
         return -EINVAL;
     char *path = root_path(root, rel);
     char *tmp = xasprintf("%s.pcifleet-sim-link", path);
@@ -155,7 +179,7 @@ static int rm_tree_at(int dirfd, const char *name)
 
 static int rm_tree(const root_t *root, const char *rel)
 {
-    if (!rel_safe(rel))
+    if (!rel_safe(rel) || !inside_root(root, rel))
         return -EINVAL;
     char *path = root_path(root, rel);
     int rc = rm_tree_at(AT_FDCWD, path);
@@ -979,7 +1003,9 @@ static int clear_iommu(boot_t *b)
     for (size_t i = 0; i < b->n_devs && rc == 0; i++) {
         char *rel = xasprintf(PCI_DEVICES "/%s/iommu_group", b->devs[i].addr);
         char *path = root_path(b->root, rel);
-        if (unlink(path) < 0 && errno != ENOENT)
+        if (!inside_root(b->root, rel))
+            rc = -EINVAL;
+        else if (unlink(path) < 0 && errno != ENOENT)
             rc = -errno;
         free(path);
         free(rel);

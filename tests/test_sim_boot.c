@@ -11,7 +11,8 @@
  * amd_iommu=off; every profile failure (boot_fails, iommu_after_boot = off,
  * interrupt_remapping = off, load_modules = false, a malformed profile)
  * shows as it should; profile groups are used; every boot has a new boot
- * id; the live root is refused. */
+ * id; the live root is refused, and so is writing through a link that
+ * leaves the root. */
 #include "testutil.h"
 
 #include "buf.h"
@@ -278,6 +279,20 @@ static void test_amd(void **state)
     RUN0(root, "systemctl", "reboot");
     assert_false(exists(root, "sys/class/iommu/ivhd0"));
     assert_verdict(root, "needs-kernel-args");
+
+    /* GRUB_CMDLINE_LINUX reaches recovery entries too; quoting as a shell reads it. */
+    edit(root, "etc/default/grub", "GRUB_CMDLINE_LINUX_DEFAULT=\"quiet amd_iommu=off\"", "GRUB_CMDLINE_LINUX_DEFAULT='quiet'");
+    edit(root, "etc/default/grub", "GRUB_CMDLINE_LINUX=\"\"", "PT=iommu=pt\nGRUB_CMDLINE_LINUX=\"$PT\"");
+    RUN0(root, "update-grub");
+    char *cfg = slurp(root, "boot/grub/grub.cfg");
+    assert_non_null(strstr(cfg, "\tlinux\t/boot/vmlinuz-6.5.13-5-pve root=/dev/mapper/pve-root ro iommu=pt quiet\n"));
+    assert_non_null(strstr(cfg, "\tlinux\t/boot/vmlinuz-6.5.13-5-pve root=/dev/mapper/pve-root ro single iommu=pt\n"));
+    free(cfg);
+    RUN0(root, "systemctl", "reboot");
+    char *type = slurp(root, "sys/kernel/iommu_groups/0/type");
+    assert_string_equal(type, "identity\n");
+    free(type);
+    assert_verdict(root, "ready");
     tu_rm_rf(root);
     free(root);
 }
@@ -399,6 +414,31 @@ static void test_live_root_refused(void **state)
     free(err);
 }
 
+/* A fixture whose sys/class is a link out of the root: the boot must not
+ * write there. */
+static void test_links_out_of_root(void **state)
+{
+    (void)state;
+    char *root = prepared(NULL);
+    char *outside = tu_tmpdir();
+    char *cls = xasprintf("%s/sys/class", root);
+    tu_rm_rf(cls);
+    assert_int_equal(symlink(outside, cls), 0);
+    char *out = NULL;
+    assert_int_not_equal(run(root, (const char *const[]){"systemctl", "reboot", NULL}, &out), 0);
+    assert_non_null(strstr(out, "IOMMU state"));
+    free(out);
+    char *probe = xasprintf("%s/iommu", outside);
+    struct stat st;
+    assert_int_not_equal(lstat(probe, &st), 0);
+    free(probe);
+    free(cls);
+    tu_rm_rf(outside);
+    free(outside);
+    tu_rm_rf(root);
+    free(root);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -410,6 +450,7 @@ int main(void)
         cmocka_unit_test(test_profile_failures),
         cmocka_unit_test(test_profile_groups),
         cmocka_unit_test(test_live_root_refused),
+        cmocka_unit_test(test_links_out_of_root),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
