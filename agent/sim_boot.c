@@ -674,7 +674,8 @@ static char *sdboot_boot_cmdline(const root_t *root, char **kernel)
     char *dir = xasprintf("%s/loader/entries", esp);
     strv_t names = STRV_INIT;
     root_list(root, dir, &names);
-    qsort(names.v, names.n, sizeof(char *), name_vers_desc);
+    if (names.n > 1) /* names.v is NULL when the folder is empty */
+        qsort(names.v, names.n, sizeof(char *), name_vers_desc);
     char *res = NULL;
     for (size_t i = 0; i < names.n && !res; i++) {
         size_t n = strlen(names.v[i]);

@@ -65,7 +65,7 @@ static void add_backup(Pcifleet__StepResult *out, const char *path)
 /* Step ids become part of file names: keep them to a safe alphabet. */
 static char *safe_id(const char *id)
 {
-    char *s = xstrndup(id, 64);
+    char *s = xstrndup(id, strnlen(id, 64)); /* xstrndup copies exactly n bytes */
     for (char *p = s; *p; p++)
         if (!isalnum((unsigned char)*p) && *p != '.' && *p != '_' && *p != '-')
             *p = '_';

@@ -36,6 +36,8 @@ void *xmalloc(size_t n);
 void *xcalloc(size_t n, size_t size);
 void *xrealloc(void *p, size_t n);
 char *xstrdup(const char *s);
+/* Copies exactly n bytes of s (which must hold them; they may include NUL
+ * bytes) and a terminating NUL: unlike strndup it does not stop early. */
 char *xstrndup(const char *s, size_t n);
 char *xasprintf(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 

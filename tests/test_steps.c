@@ -333,7 +333,7 @@ static void test_plan(void **state)
                                         K(REFRESH_INITRAMFS), K(REBOOT), K(VERIFY)};
     for (size_t i = 0; i < n; i++) {
         assert_int_equal(s[i]->kind, want[i]);
-        char id[16];
+        char id[32];
         snprintf(id, sizeof(id), "p-%zu", i + 1);
         assert_string_equal(s[i]->step_id, id);
     }

@@ -60,7 +60,8 @@ static bool same_slot(const pci_dev_info_t *a, const pci_dev_info_t *b)
 
 static void analyse(iommu_group_t *grp, const pci_devs_t *devs)
 {
-    qsort(grp->members, grp->n_members, sizeof(*grp->members), cmp_member);
+    if (grp->n_members > 1) /* members is NULL for an empty group */
+        qsort(grp->members, grp->n_members, sizeof(*grp->members), cmp_member);
     grp->isolated = true;
     for (size_t i = 0; i < grp->n_members; i++) {
         group_member_t *m = &grp->members[i];

@@ -283,7 +283,8 @@ static int probe_pve(const root_t *root, const char *node, const strv_t *present
         free(rel);
         free(vmid);
     }
-    qsort(out->v + first, out->n - first, sizeof(*out->v), cmp_vmid);
+    if (out->n > first) /* out->v is NULL when there are no VMs at all */
+        qsort(out->v + first, out->n - first, sizeof(*out->v), cmp_vmid);
     if (maps_out) {
         pve_mappings_expand(&maps, present);
         *maps_out = maps;
