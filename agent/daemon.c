@@ -27,7 +27,7 @@
 
 const char *const agent_daemon_config_keys[] = {
     "controller", "controller-key", "key", "node", "root", "interval", "rescan", "log-level", "pci-ids",
-    "simulate", "allow-vm-edits", "allow-reboot", "state-dir", NULL,
+    "simulate", "allow-vm-edits", "allow-reboot", "allow-steps", "state-dir", NULL,
 };
 
 #define DEFAULT_INTERVAL_MS 5000u
@@ -111,6 +111,23 @@ int agent_daemon_opts_parse(const config_t *c, agent_daemon_opts_t *o, char **er
     o->log_level = LOG_LEVEL_INFO;
     o->allow_vm_edits = true;
     o->state_dir = config_get(c, "state-dir");
+    o->allow_steps = config_get(c, "allow-steps");
+    if (o->allow_steps) { /* every name must be a step kind: a typo must not open or close anything */
+        char *copy = xstrdup(o->allow_steps), *save = NULL;
+        for (char *t = strtok_r(copy, ", ", &save); t; t = strtok_r(NULL, ", ", &save)) {
+            bool known = false;
+            for (int k = 1; k <= 7 && !known; k++)
+                known = strcmp(t, steps_kind_name((Pcifleet__SetupStep__Kind)k)) == 0;
+            if (!known) {
+                *err = xasprintf("allow-steps names '%s', which is not a step (set-kernel-args, ensure-modules, "
+                                 "refresh-boot, refresh-initramfs, reboot, verify, restore-backup)",
+                                 t);
+                free(copy);
+                return -EINVAL;
+            }
+        }
+        free(copy);
+    }
     static const char *const bools[] = {"simulate", "allow-vm-edits", "allow-reboot"};
     bool *bool_dst[] = {&o->simulate, &o->allow_vm_edits, &o->allow_reboot};
     for (size_t i = 0; i < 3; i++) {
@@ -344,6 +361,23 @@ static void on_vm_device_edit(agent_t *a, const Pcifleet__VmDeviceEdit *e)
     step_result_clear(&r);
 }
 
+/* Whether the allow-steps list (NULL: everything) names kind. */
+static bool step_allowed(const char *list, const char *kind)
+{
+    if (!list)
+        return true;
+    size_t kl = strlen(kind);
+    for (const char *p = list; *p;) {
+        while (*p == ',' || *p == ' ')
+            p++;
+        size_t n = strcspn(p, ", ");
+        if (n == kl && strncmp(p, kind, n) == 0)
+            return true;
+        p += n;
+    }
+    return false;
+}
+
 /* A SetupStep: a repeated id gets the stored result and nothing runs;
  * otherwise steps.h carries it out under this agent's policy, the result is
  * kept (in the state folder, so a restarted agent still knows it), the
@@ -363,6 +397,17 @@ static void on_setup_step(agent_t *a, const Pcifleet__SetupStep *s)
     }
     Pcifleet__StepResult r;
     pcifleet__step_result__init(&r);
+    if (!step_allowed(a->o->allow_steps, kind)) {
+        r.step_id = xstrdup(s->step_id ? s->step_id : "");
+        r.outcome = PCIFLEET__STEP_RESULT__OUTCOME__OUTCOME_REFUSED;
+        r.detail = xasprintf("this agent's policy does not allow %s steps (allow-steps = %s)", kind,
+                             a->o->allow_steps);
+        log_warn("step %s (%s): refused: %s", r.step_id, kind, r.detail);
+        stepmem_put(a->steps, &r);
+        send_step_result(a, &r);
+        step_result_clear(&r);
+        return;
+    }
     bool changed = steps_apply(a->o->root ? a->o->root : "/", a->runner, s, &a->step_policy, &r);
     const char *outcome = step_outcome_name(r.outcome);
     if (r.outcome == PCIFLEET__STEP_RESULT__OUTCOME__OUTCOME_DONE ||

@@ -84,12 +84,16 @@ typedef struct {
     bool simulate;              /* commands go to the node simulator (sim.h) */
     bool allow_vm_edits;        /* VmDeviceEdit steps may run (default true) */
     bool allow_reboot;          /* REBOOT setup steps may run (default false) */
+    const char *allow_steps;    /* comma-separated step kinds the controller may ask for
+                                   (set-kernel-args, ensure-modules, ...); NULL = all */
     const char *state_dir;      /* step results; NULL = the default (see above) */
 } agent_daemon_opts_t;
 
 /* The keys a config file (and the command line) may set, NULL-terminated:
  * controller, controller-key, key, node, root, interval, rescan, log-level,
- * pci-ids, simulate, allow-vm-edits, allow-reboot, state-dir. */
+ * pci-ids, simulate, allow-vm-edits, allow-reboot, allow-steps, state-dir.
+ * A SetupStep whose kind allow-steps does not name is answered REFUSED with
+ * the reason, and nothing runs. */
 extern const char *const agent_daemon_config_keys[];
 
 /* Fills *o from c (values are borrowed from c), with the defaults for what

@@ -135,7 +135,7 @@ static void run_usage(FILE *f)
     fputs("usage: pcifleet-agent run --controller EP --controller-key FILE --key FILE [--node NAME]\n"
           "                          [--root DIR] [--interval SECONDS] [--rescan SECONDS]\n"
           "                          [--config FILE] [--log-level LEVEL] [--pci-ids FILE]\n"
-          "                          [--simulate] [--no-vm-edits] [--allow-reboot]\n"
+          "                          [--simulate] [--no-vm-edits] [--allow-reboot] [--allow-steps LIST]\n"
           "                          [--state-dir DIR]\n"
           "\n"
           "Scans the node and reports it to the controller over ZeroMQ with CURVE: hello and\n"
@@ -175,6 +175,10 @@ static void run_usage(FILE *f)
           "  --allow-reboot         let the controller's reboot steps through (config:\n"
           "                         allow-reboot = true; default false: refused, and the\n"
           "                         rollout waits for the operator to reboot)\n"
+          "  --allow-steps LIST     the setup steps the controller may ask for, comma-separated\n"
+          "                         (config: allow-steps; default all: set-kernel-args,\n"
+          "                         ensure-modules, refresh-boot, refresh-initramfs, reboot,\n"
+          "                         verify, restore-backup); others are answered refused\n"
           "  --state-dir DIR        where step results are kept across restarts (config:\n"
           "                         state-dir; default " AGENT_DEFAULT_STATE_DIR ", or\n"
           "                         ROOT/var/lib/pcifleet for another --root)\n"
@@ -197,7 +201,8 @@ static int cmd_run(int argc, char **argv)
         {"log-level", required_argument, NULL, 'l'},  {"pci-ids", required_argument, NULL, 'p'},
         {"simulate", no_argument, NULL, 'S'},         {"no-vm-edits", no_argument, NULL, 'E'},
         {"allow-reboot", no_argument, NULL, 'R'},     {"state-dir", required_argument, NULL, 'D'},
-        {"help", no_argument, NULL, 'h'},             {NULL, 0, NULL, 0},
+        {"allow-steps", required_argument, NULL, 'A'}, {"help", no_argument, NULL, 'h'},
+        {NULL, 0, NULL, 0},
     };
     config_t cli = CONFIG_INIT;
     const char *config_path = NULL;

@@ -168,6 +168,24 @@ static void test_agent_opts(void **state)
     assert_int_equal(o.log_level, LOG_LEVEL_INFO);
     assert_null(o.node);
     assert_null(o.root);
+    assert_null(o.allow_steps); /* every step kind by default */
+    config_free(&c);
+
+    /* allow-steps: only step kinds; a typo is refused, naming it */
+    set(&c, "controller", "tcp://127.0.0.1:7300");
+    set(&c, "controller-key", "/k/controller.key");
+    set(&c, "key", "/k/n1.key_secret");
+    set(&c, "allow-steps", "set-kernel-args, ensure-modules,verify");
+    assert_int_equal(agent_daemon_opts_parse(&c, &o, &err), 0);
+    assert_string_equal(o.allow_steps, "set-kernel-args, ensure-modules,verify");
+    config_free(&c);
+    set(&c, "controller", "tcp://127.0.0.1:7300");
+    set(&c, "controller-key", "/k/controller.key");
+    set(&c, "key", "/k/n1.key_secret");
+    set(&c, "allow-steps", "set-kernel-args,rebot");
+    assert_int_equal(agent_daemon_opts_parse(&c, &o, &err), -EINVAL);
+    assert_non_null(strstr(err, "allow-steps names 'rebot', which is not a step"));
+    free(err);
     config_free(&c);
 
     set(&c, "controller", "tcp://127.0.0.1:7300");
