@@ -82,7 +82,7 @@ static const char *const remote_usage[][2] = {
      "where it could run instead with the device it would get there. migrate: whether\n"
      "VMID can run on NODE, and why (not)."},
     {"rollout start iommu [--nodes a,b | --all] [--batch N] [--pt] [--dry-run] [--allow-downtime]\n"
-     "                 [--reboot-timeout S]\n"
+     "                 [--reboot-timeout S] [--grub-variable GRUB_CMDLINE_LINUX]\n"
      "       pcifleet [OPTIONS] rollout status|watch|pause|resume|abort [ID]",
      "Turns the IOMMU on across nodes, a batch at a time (default 1; never so many that a\n"
      "Proxmox cluster loses quorum): nodes already ready are skipped, nodes that need a\n"
@@ -91,7 +91,9 @@ static const char *const remote_usage[][2] = {
      "arguments (--pt adds iommu=pt), vfio modules, boot and initramfs refresh, a reboot\n"
      "where its agent allows it (else it waits in awaiting-reboot for you), and a\n"
      "verification. The first node that fails halts the rollout. start prints the id;\n"
-     "status shows every node; watch refreshes until done (exit 0) or halted (exit 1)."},
+     "status shows every node; watch refreshes until done (exit 0) or halted (exit 1).\n"
+     "GRUB nodes get the arguments in GRUB_CMDLINE_LINUX_DEFAULT unless --grub-variable\n"
+     "GRUB_CMDLINE_LINUX says otherwise (arguments already in either count as present)."},
 };
 
 _Static_assert(sizeof remote_usage / sizeof remote_usage[0] ==

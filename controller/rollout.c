@@ -175,9 +175,10 @@ int rollout_start(rollout_ctx_t *r, const rollout_opts_t *o, int64_t now, int64_
         char *b = num(o->batch), *t = num(o->reboot_timeout > 0 ? o->reboot_timeout : 600), *n = num(now);
         rc = run(r,
                  "INSERT INTO rollouts (kind, state, batch, pt, dry_run, allow_downtime, reboot_timeout, created,"
-                 " updated) VALUES ('iommu', 'running', CAST(?1 AS INTEGER), ?2, ?3, ?4, CAST(?5 AS INTEGER),"
-                 " CAST(?6 AS INTEGER), CAST(?6 AS INTEGER))",
-                 b, o->pt ? "1" : "0", o->dry_run ? "1" : "0", o->allow_downtime ? "1" : "0", t, n, NULL);
+                 " updated, grub_variable) VALUES ('iommu', 'running', CAST(?1 AS INTEGER), ?2, ?3, ?4,"
+                 " CAST(?5 AS INTEGER), CAST(?6 AS INTEGER), CAST(?6 AS INTEGER), ?7)",
+                 b, o->pt ? "1" : "0", o->dry_run ? "1" : "0", o->allow_downtime ? "1" : "0", t, n,
+                 o->grub_variable ? o->grub_variable : "GRUB_CMDLINE_LINUX_DEFAULT", NULL);
         free(b);
         free(t);
         *id = sqlite3_last_insert_rowid(db);
@@ -216,6 +217,7 @@ typedef struct {
     int64_t id;
     int batch, reboot_timeout;
     bool pt, dry_run, allow_downtime;
+    bool grub_linux; /* kernel arguments go to GRUB_CMDLINE_LINUX */
 } ro_t;
 
 typedef struct {
@@ -449,6 +451,7 @@ static void send_step(rollout_ctx_t *r, const ro_t *ro, rn_t *n, const char *kin
     if (s.kind == PCIFLEET__SETUP_STEP__KIND__KIND_SET_KERNEL_ARGS) {
         s.add_args = add.v;
         s.n_add_args = add.n;
+        s.grub_variable = ro->grub_linux ? "GRUB_CMDLINE_LINUX" : "";
     } else if (s.kind == PCIFLEET__SETUP_STEP__KIND__KIND_ENSURE_MODULES) {
         s.modules = mods.v;
         s.n_modules = mods.n;
@@ -642,8 +645,8 @@ static int load_rollouts(rollout_ctx_t *r, const char *where, ro_t **out, size_t
     sqlite3_stmt *st = NULL;
     *out = NULL;
     *n = 0;
-    char *sql = xasprintf("SELECT id, batch, reboot_timeout, pt, dry_run, allow_downtime FROM rollouts WHERE %s"
-                          " ORDER BY id",
+    char *sql = xasprintf("SELECT id, batch, reboot_timeout, pt, dry_run, allow_downtime,"
+                          " grub_variable = 'GRUB_CMDLINE_LINUX' FROM rollouts WHERE %s ORDER BY id",
                           where);
     int rc = sqlite3_prepare_v2(db_of(r), sql, -1, &st, NULL);
     free(sql);
@@ -662,6 +665,7 @@ static int load_rollouts(rollout_ctx_t *r, const char *where, ro_t **out, size_t
         x->pt = sqlite3_column_int(st, 3) != 0;
         x->dry_run = sqlite3_column_int(st, 4) != 0;
         x->allow_downtime = sqlite3_column_int(st, 5) != 0;
+        x->grub_linux = sqlite3_column_int(st, 6) != 0;
     }
     sqlite3_finalize(st);
     return 0;
@@ -685,7 +689,8 @@ bool rollout_step_result(rollout_ctx_t *r, const char *node, const Pcifleet__Ste
     sqlite3_stmt *st = NULL;
     if (sqlite3_prepare_v2(db_of(r),
                            "SELECT n.rollout, n.step, n.steps, r.batch, r.reboot_timeout, r.pt, r.dry_run,"
-                           " r.allow_downtime, r.state FROM rollout_nodes n JOIN rollouts r ON r.id = n.rollout"
+                           " r.allow_downtime, r.state, r.grub_variable = 'GRUB_CMDLINE_LINUX'"
+                           " FROM rollout_nodes n JOIN rollouts r ON r.id = n.rollout"
                            " WHERE n.node = ?1 AND n.sent = ?2",
                            -1, &st, NULL) != SQLITE_OK)
         return true;
@@ -696,8 +701,9 @@ bool rollout_step_result(rollout_ctx_t *r, const char *node, const Pcifleet__Ste
         log_info("rollout: %s answered step %s, which nothing waits for (late or repeated)", node, res->step_id);
         return true;
     }
-    ro_t ro = {sqlite3_column_int64(st, 0), sqlite3_column_int(st, 3), sqlite3_column_int(st, 4),
-               sqlite3_column_int(st, 5) != 0, sqlite3_column_int(st, 6) != 0, sqlite3_column_int(st, 7) != 0};
+    ro_t ro = {sqlite3_column_int64(st, 0),      sqlite3_column_int(st, 3),      sqlite3_column_int(st, 4),
+               sqlite3_column_int(st, 5) != 0, sqlite3_column_int(st, 6) != 0, sqlite3_column_int(st, 7) != 0,
+               sqlite3_column_int(st, 9) != 0};
     int step = sqlite3_column_int(st, 1);
     char *steps_json = dup_col(st, 2);
     bool aborted = strcmp((const char *)sqlite3_column_text(st, 8), "aborted") == 0;
@@ -963,7 +969,7 @@ int rollout_admin(rollout_ctx_t *r, int argc, char **argv, bool json, int64_t no
 {
     static const char usage[] =
         "rollout start iommu [--nodes a,b | --all] [--batch N] [--pt] [--dry-run] [--allow-downtime]"
-        " [--reboot-timeout S] | rollout status|pause|resume|abort [ID]";
+        " [--reboot-timeout S] [--grub-variable GRUB_CMDLINE_LINUX] | rollout status|pause|resume|abort [ID]";
     if (argc < 2)
         return say(err, 2, "usage: %s", usage);
     const char *sub = argv[1];
@@ -984,8 +990,16 @@ int rollout_admin(rollout_ctx_t *r, int argc, char **argv, bool json, int64_t no
                 o.dry_run = true;
             else if (!strcmp(a, "--allow-downtime"))
                 o.allow_downtime = true;
-            else if ((!strcmp(a, "--nodes") || !strcmp(a, "--batch") || !strcmp(a, "--reboot-timeout")) && !val)
+            else if ((!strcmp(a, "--nodes") || !strcmp(a, "--batch") || !strcmp(a, "--reboot-timeout") ||
+                      !strcmp(a, "--grub-variable")) &&
+                     !val)
                 rc = say(err, 2, "%s needs a value (usage: %s)", a, usage);
+            else if (!strcmp(a, "--grub-variable")) {
+                o.grub_variable = argv[++i];
+                if (strcmp(o.grub_variable, "GRUB_CMDLINE_LINUX_DEFAULT") && strcmp(o.grub_variable, "GRUB_CMDLINE_LINUX"))
+                    rc = say(err, 2, "--grub-variable is GRUB_CMDLINE_LINUX_DEFAULT (the default) or GRUB_CMDLINE_LINUX,"
+                                     " not '%s'", o.grub_variable);
+            }
             else if (!strcmp(a, "--nodes")) {
                 char *copy = xstrdup(argv[++i]), *save = NULL;
                 for (char *t = strtok_r(copy, ",", &save); t; t = strtok_r(NULL, ",", &save))

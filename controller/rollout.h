@@ -41,6 +41,7 @@ typedef struct {
     bool all, pt, dry_run, allow_downtime;
     int batch;          /* >= 1 */
     int reboot_timeout; /* seconds; 0 = 600 */
+    const char *grub_variable; /* NULL = GRUB_CMDLINE_LINUX_DEFAULT; or GRUB_CMDLINE_LINUX */
 } rollout_opts_t;
 
 rollout_ctx_t *rollout_new(store_t *s, rollout_send_fn send, void *arg);

@@ -43,6 +43,8 @@ static int fake_send(void *arg, const char *node, const uint8_t *frame, size_t l
     const Pcifleet__SetupStep *s = e->setup_step;
     buf_t b = BUF_INIT;
     buf_printf(&b, "%s %s %d", node, s->step_id, (int)s->kind);
+    if (s->grub_variable && *s->grub_variable)
+        buf_printf(&b, " @%s", s->grub_variable);
     for (size_t i = 0; i < s->n_add_args; i++)
         buf_printf(&b, " +%s", s->add_args[i]);
     if (s->dry_run)
@@ -393,8 +395,8 @@ static void test_awaiting_reboot_timeout_pause(void **state)
 static void test_dry_run(void **state)
 {
     fx_t *f = *state;
-    start(f, "--nodes a1 --dry-run --pt");
-    assert_non_null(strstr(f->a.sent.v[0], "+intel_iommu=on +iommu=pt dry"));
+    start(f, "--nodes a1 --dry-run --pt --grub-variable GRUB_CMDLINE_LINUX");
+    assert_non_null(strstr(f->a.sent.v[0], "@GRUB_CMDLINE_LINUX +intel_iommu=on +iommu=pt dry"));
     char *err = NULL;
     buf_t out = BUF_INIT;
     char *again[] = {"rollout", "start", "iommu", "--all"};

@@ -13,6 +13,8 @@ CREATE TABLE rollouts (
     dry_run        INTEGER NOT NULL CHECK (dry_run IN (0, 1)),
     allow_downtime INTEGER NOT NULL CHECK (allow_downtime IN (0, 1)),
     reboot_timeout INTEGER NOT NULL,  -- seconds a node may take to come back
+    grub_variable  TEXT NOT NULL DEFAULT 'GRUB_CMDLINE_LINUX_DEFAULT'
+                   CHECK (grub_variable IN ('GRUB_CMDLINE_LINUX_DEFAULT', 'GRUB_CMDLINE_LINUX')),
     created        INTEGER NOT NULL,
     updated        INTEGER NOT NULL,
     reason         TEXT               -- why it halted or was aborted
