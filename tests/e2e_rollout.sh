@@ -167,8 +167,9 @@ for n in n1-grub n2-sdboot n6-badverify; do
 done
 check "n3, n4, n5 were never touched (same boot id)" \
     bash -c 'for n in n3-amd n4-nofw n5-pinned; do cmp -s "$0/$n.boot0" "$0/$n/proc/sys/kernel/random/boot_id" || exit 1; done' "$tmp"
-out=$(pf rollout watch "$id" 2>&1)
-check "rollout watch ends at once on a halted rollout, exit 1" bash -c '[ $? = 0 ] || true; grep -q halted <<<"$0"' "$out"
+out=$(timeout 20 "$PF" rollout watch "$id" 2>&1)
+rc=$?
+check "rollout watch ends at once on a halted rollout, exit 1" bash -c '[ "$0" = 1 ] && grep -q halted <<<"$1"' "$rc" "$out"
 pf rollout resume "$id" >/dev/null 2>&1
 check "a halted rollout cannot be resumed (exit 1)" [ $? = 1 ]
 
