@@ -173,5 +173,24 @@ check "rollout watch ends at once on a halted rollout, exit 1" bash -c '[ "$0" =
 pf rollout resume "$id" >/dev/null 2>&1
 check "a halted rollout cannot be resumed (exit 1)" [ $? = 1 ]
 
+# ---- an agent whose policy allows fewer steps: refused, with the reason, nothing changed
+cp -a "$FIX/intel-grub-vtd-off" "$tmp/n7-limited"
+pf keygen --dir "$AK" n7-limited >/dev/null
+cp "$AK/n7-limited.key" "$KEYS/agents/n7-limited.key"
+kill -HUP "$CTL"
+"$AGENT" run --controller "tcp://127.0.0.1:$PORT" --controller-key "$KEYS/controller.key" \
+    --key "$AK/n7-limited.key_secret" --node n7-limited --root "$tmp/n7-limited" --interval 0.5 --simulate \
+    --allow-reboot --allow-steps verify,reboot >"$tmp/agent-n7-limited.log" 2>&1 &
+PIDS+=($!)
+online7() { [ "$(pf --json nodes | jq '[.[] | select(.online)] | length')" = 7 ]; }
+wait_for 30 online7
+id2=$(pf rollout start iommu --nodes n7-limited)
+check "a second rollout may start once the first has halted" [ "$id2" = 2 ]
+halted2() { pf --json rollout status 2 | jq -e '.state == "halted"'; }
+wait_for 30 halted2
+check "the agent's allow-steps refuses set-kernel-args: the rollout halts with that reason" \
+    bash -c '"$0" --json rollout status 2 | jq -e ".reason | test(\"n7-limited: step set-kernel-args refused: this agent.s policy does not allow set-kernel-args steps\")"' "$PF"
+check "the limited node's GRUB file is untouched" cmp -s "$FIX/intel-grub-vtd-off/etc/default/grub" "$tmp/n7-limited/etc/default/grub"
+
 echo "# $pass passed, $fail failed"
 [ "$fail" = 0 ]
