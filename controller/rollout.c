@@ -424,7 +424,7 @@ static void send_step(rollout_ctx_t *r, const ro_t *ro, rn_t *n, const char *kin
         if (strcmp(kinds[i].name, kind) == 0)
             s.kind = kinds[i].kind;
     s.dry_run = ro->dry_run;
-    strv_t add = STRV_INIT, mods = STRV_INIT;
+    strv_t add = STRV_INIT, rem = STRV_INIT, mods = STRV_INIT;
     sqlite3_stmt *st = NULL;
     if (sqlite3_prepare_v2(db_of(r),
                            "SELECT n.cpu_vendor, (SELECT group_concat(value, ' ') FROM json_each(i.vfio_required))"
@@ -433,10 +433,15 @@ static void send_step(rollout_ctx_t *r, const ro_t *ro, rn_t *n, const char *kin
         sqlite3_bind_text(st, 1, n->node, -1, SQLITE_STATIC);
         if (sqlite3_step(st) == SQLITE_ROW) {
             const char *vendor = (const char *)sqlite3_column_text(st, 0);
+            /* Intel needs intel_iommu=on (an existing =off is replaced); AMD's
+             * IOMMU is on by default, so there only what turns it off goes
+             * (amd_iommu=on is not a switch the kernel has); iommu=off turns
+             * either off */
             if (vendor && strcmp(vendor, "intel") == 0)
                 strv_add(&add, "intel_iommu=on");
             else if (vendor && strcmp(vendor, "amd") == 0)
-                strv_add(&add, "amd_iommu=on"); /* only sent to an AMD node whose IOMMU is off */
+                strv_add(&rem, "amd_iommu=off");
+            strv_add(&rem, "iommu=off");
             if (ro->pt)
                 strv_add(&add, "iommu=pt");
             const char *req = (const char *)sqlite3_column_text(st, 1);
@@ -451,6 +456,8 @@ static void send_step(rollout_ctx_t *r, const ro_t *ro, rn_t *n, const char *kin
     if (s.kind == PCIFLEET__SETUP_STEP__KIND__KIND_SET_KERNEL_ARGS) {
         s.add_args = add.v;
         s.n_add_args = add.n;
+        s.remove_args = rem.v;
+        s.n_remove_args = rem.n;
         s.grub_variable = ro->grub_linux ? "GRUB_CMDLINE_LINUX" : "";
     } else if (s.kind == PCIFLEET__SETUP_STEP__KIND__KIND_ENSURE_MODULES) {
         s.modules = mods.v;
@@ -466,6 +473,7 @@ static void send_step(rollout_ctx_t *r, const ro_t *ro, rn_t *n, const char *kin
         log_info("rollout %lld: %s's agent is not connected; step %s waits", (long long)ro->id, n->node, step_id);
     free(frame);
     strv_free(&add);
+    strv_free(&rem);
     strv_free(&mods);
     free(step_id);
 }

@@ -47,6 +47,8 @@ static int fake_send(void *arg, const char *node, const uint8_t *frame, size_t l
         buf_printf(&b, " @%s", s->grub_variable);
     for (size_t i = 0; i < s->n_add_args; i++)
         buf_printf(&b, " +%s", s->add_args[i]);
+    for (size_t i = 0; i < s->n_remove_args; i++)
+        buf_printf(&b, " -%s", s->remove_args[i]);
     if (s->dry_run)
         buf_puts(&b, " dry");
     strv_take(&a->sent, buf_steal(&b));
@@ -238,7 +240,7 @@ static void test_rollout_all(void **state)
     free(d);
     /* a1's first step: intel_iommu=on */
     assert_int_equal(f->a.sent.n, 1);
-    assert_non_null(strstr(f->a.sent.v[0], "a1 ro1-a1-0 1 +intel_iommu=on"));
+    assert_non_null(strstr(f->a.sent.v[0], "a1 ro1-a1-0 1 +intel_iommu=on -iommu=off"));
 
     steps_until_reboot(f, "a1");
     states_are(f, "a1|rebooting\na2|waiting\na5|waiting\nb-ready|skipped\nc-fw|skipped\nd-pinned|refused\n");
@@ -396,7 +398,7 @@ static void test_dry_run(void **state)
 {
     fx_t *f = *state;
     start(f, "--nodes a1 --dry-run --pt --grub-variable GRUB_CMDLINE_LINUX");
-    assert_non_null(strstr(f->a.sent.v[0], "@GRUB_CMDLINE_LINUX +intel_iommu=on +iommu=pt dry"));
+    assert_non_null(strstr(f->a.sent.v[0], "@GRUB_CMDLINE_LINUX +intel_iommu=on +iommu=pt -iommu=off dry"));
     char *err = NULL;
     buf_t out = BUF_INIT;
     char *again[] = {"rollout", "start", "iommu", "--all"};
