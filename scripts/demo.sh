@@ -2,7 +2,8 @@
 # The main job: install what is needed, build, scan this machine and every
 # fixture host, then run a small fleet on loopback: a controller (pcifleetd)
 # and one agent per fixture host, and ask it what the operator would ask
-# (`pcifleet nodes`, `nics --free`, `vms --non-migratable`). Reads only; the
+# (`pcifleet nodes`, `nics --free`, `vms --non-migratable`, `conflicts`, a
+# drain plan). Reads only; the
 # fleet's database, keys and sockets live in a temporary folder removed on
 # exit, and nothing listens beyond 127.0.0.1.
 set -euo pipefail
@@ -66,6 +67,12 @@ echo "\$ pcifleet nics --free"
 echo
 echo "\$ pcifleet vms --non-migratable"
 "$PF" vms --non-migratable
+echo
+echo "\$ pcifleet conflicts"
+"$PF" conflicts
+echo
+echo "\$ pcifleet plan drain pve-intel-sdboot-i225"
+"$PF" plan drain pve-intel-sdboot-i225
 echo
 echo "(pcifleet-agent scan --json gives one node's full report, docs/inventory.md; the fleet's"
 echo " SQL views are in docs/db.md: pcifleet sql \"SELECT ... FROM v_nics\")"
