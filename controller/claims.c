@@ -156,6 +156,25 @@ static char *new_claim_id(void)
 
 /* ---- the checks for one endpoint ---- */
 
+/* A check that found something (list non-empty) refuses with the sentence
+ * fmt makes; the list is freed either way. True when refused. */
+static bool refuse_listed(q_t *x, char *list, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
+static bool refuse_listed(q_t *x, char *list, const char *fmt, ...)
+{
+    bool found = list && *list;
+    if (found && x->why) {
+        buf_t b = BUF_INIT;
+        va_list ap;
+        va_start(ap, fmt);
+        buf_vprintf(&b, fmt, ap);
+        va_end(ap);
+        free(*x->why);
+        *x->why = buf_steal(&b);
+    }
+    free(list);
+    return found;
+}
+
 static int check_endpoint(q_t *x, const char *node, const char *addr, const char *vm_id)
 {
     sqlite3_stmt *st;
@@ -194,15 +213,11 @@ static int check_endpoint(q_t *x, const char *node, const char *addr, const char
                                " AND v.vm_id = p.vm_id WHERE p.node = ?1 AND p.address = ?2 AND p.vm_id <> ?3"
                                " ORDER BY 1",
                                node, addr, vm_id, NULL));
-    if (*other) {
-        int r = say(x->why, CLAIM_REFUSED,
-                    "%s on %s is already in the config of VM %s: Proxmox lets two VMs hold one device and only the "
-                    "first to start gets it. Remove it from that VM first, or pick a free device",
-                    addr, node, other);
-        free(other);
-        return r;
-    }
-    free(other);
+    if (refuse_listed(x, other,
+                      "%s on %s is already in the config of VM %s: Proxmox lets two VMs hold one device and only the "
+                      "first to start gets it. Remove it from that VM first, or pick a free device",
+                      addr, node, other))
+        return CLAIM_REFUSED;
     /* SR-IOV: a PF whose VFs are in use, a VF whose PF is */
     char *vfs = list_of(x, q(x,
                              "SELECT d.address FROM devices d WHERE d.node = ?1 AND d.physfn = ?2 AND"
@@ -210,29 +225,21 @@ static int check_endpoint(q_t *x, const char *node, const char *addr, const char
                              "  EXISTS (SELECT 1 FROM vm_passthrough p WHERE p.node = d.node AND p.address = d.address))"
                              " ORDER BY 1",
                              node, addr, NULL));
-    if (*vfs) {
-        int r = say(x->why, CLAIM_REFUSED,
-                    "%s on %s is an SR-IOV PF whose VFs are in use (%s): passing the PF would take them from their "
-                    "VMs. Claim a free VF instead, or free the VFs first",
-                    addr, node, vfs);
-        free(vfs);
-        return r;
-    }
-    free(vfs);
+    if (refuse_listed(x, vfs,
+                      "%s on %s is an SR-IOV PF whose VFs are in use (%s): passing the PF would take them from their "
+                      "VMs. Claim a free VF instead, or free the VFs first",
+                      addr, node, vfs))
+        return CLAIM_REFUSED;
     char *pf = list_of(x, q(x,
                             "SELECT d.physfn FROM devices d WHERE d.node = ?1 AND d.address = ?2 AND d.physfn IS NOT"
                             " NULL AND (EXISTS (SELECT 1 FROM claims k WHERE k.node = d.node AND k.address = d.physfn)"
                             " OR EXISTS (SELECT 1 FROM vm_passthrough p WHERE p.node = d.node AND p.address = d.physfn))",
                             node, addr, NULL));
-    if (*pf) {
-        int r = say(x->why, CLAIM_REFUSED,
-                    "%s on %s is a VF of %s, which is itself claimed or configured in a VM: the VF goes with it. "
-                    "Free the PF first",
-                    addr, node, pf);
-        free(pf);
-        return r;
-    }
-    free(pf);
+    if (refuse_listed(x, pf,
+                      "%s on %s is a VF of %s, which is itself claimed or configured in a VM: the VF goes with it. "
+                      "Free the PF first",
+                      addr, node, pf))
+        return CLAIM_REFUSED;
     return x->rc;
 }
 

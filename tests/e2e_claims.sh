@@ -17,47 +17,15 @@
 # PCIFLEET_E2E_KEEP=1 keeps the temp folder.
 set -uo pipefail
 export LC_ALL=C
+# shellcheck source=lib/e2e.sh
+. "$(dirname "$0")/lib/e2e.sh"
 
 AGENT=${PCIFLEET_AGENT:?run through ctest (PCIFLEET_AGENT)}
 PFD=${PCIFLEETD:?run through ctest (PCIFLEETD)}
 PF=${PCIFLEET:?run through ctest (PCIFLEET)}
 FIX=${PCIFLEET_FIXTURES:?run through ctest (PCIFLEET_FIXTURES)}
 command -v jq >/dev/null || { echo "e2e_claims: jq is required"; exit 1; }
-
-pass=0
-fail=0
-tmp=$(mktemp -d /tmp/pf-claims.XXXXXX)
-declare -a PIDS=()
-cleanup() {
-    local p end
-    for p in "${PIDS[@]}"; do kill -TERM "$p" 2>/dev/null; done
-    end=$((SECONDS + 5))
-    for p in "${PIDS[@]}"; do
-        while kill -0 "$p" 2>/dev/null && [ $SECONDS -lt $end ]; do sleep 0.1; done
-        kill -KILL "$p" 2>/dev/null
-        wait "$p" 2>/dev/null
-    done
-    if [ "${PCIFLEET_E2E_KEEP:-0}" = 1 ]; then echo "# kept $tmp"; else rm -rf "$tmp"; fi
-}
-trap cleanup EXIT
-ok() { pass=$((pass + 1)); echo "ok   - $*"; }
-bad() { fail=$((fail + 1)); echo "FAIL - $*"; }
-check() {
-    local what=$1
-    shift
-    if "$@" >"$tmp/check.out" 2>&1; then ok "$what"; else
-        bad "$what"
-        sed 's/^/#   /' "$tmp/check.out" | head -20
-    fi
-}
-wait_for() {
-    local end=$((SECONDS + $1))
-    shift
-    until "$@" >/dev/null 2>&1; do
-        [ $SECONDS -ge $end ] && return 1
-        sleep 0.2
-    done
-}
+e2e_init claims
 
 declare -A SRC=([pve1]=pve-intel-sdboot-i225 [pve2]=pve-intel-sdboot-i225 [pve3]=intel-grub-vtd-off)
 for n in pve1 pve2 pve3; do
@@ -65,10 +33,7 @@ for n in pve1 pve2 pve3; do
     cp -a "$FIX/${SRC[$n]}" "$tmp/$n"
 done
 
-for _ in 1 2 3 4 5 6 7 8 9 10; do
-    PORT=$((20000 + RANDOM % 40000))
-    (exec 3<>"/dev/tcp/127.0.0.1/$PORT") 2>/dev/null || break
-done
+e2e_free_port
 KEYS=$tmp/keys
 AK=$tmp/agent-keys
 export PCIFLEET_ADMIN=ipc://$tmp/admin.sock
@@ -173,5 +138,4 @@ check "releasing it again is refused (exit 1)" [ $? = 1 ]
 check "claimed and released are in the event log" \
     bash -c '"$0" --json sql "SELECT kind FROM v_events WHERE kind IN ('"'device-claimed'"', '"'device-released'"')" | jq -e "length == 2"' "$PF"
 
-echo "# $pass passed, $fail failed"
-[ "$fail" = 0 ]
+e2e_finish

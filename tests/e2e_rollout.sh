@@ -18,48 +18,15 @@
 # PCIFLEET_E2E_KEEP=1 keeps the temp folder.
 set -uo pipefail
 export LC_ALL=C
+# shellcheck source=lib/e2e.sh
+. "$(dirname "$0")/lib/e2e.sh"
 
 AGENT=${PCIFLEET_AGENT:?run through ctest (PCIFLEET_AGENT)}
 PFD=${PCIFLEETD:?run through ctest (PCIFLEETD)}
 PF=${PCIFLEET:?run through ctest (PCIFLEET)}
 FIX=${PCIFLEET_FIXTURES:?run through ctest (PCIFLEET_FIXTURES)}
 command -v jq >/dev/null || { echo "e2e_rollout: jq is required"; exit 1; }
-
-pass=0
-fail=0
-tmp=$(mktemp -d /tmp/pf-rollout.XXXXXX)
-declare -a PIDS=()
-CTL=
-cleanup() {
-    local p end
-    for p in "${PIDS[@]}" $CTL; do kill -TERM "$p" 2>/dev/null; done
-    end=$((SECONDS + 5))
-    for p in "${PIDS[@]}" $CTL; do
-        while kill -0 "$p" 2>/dev/null && [ $SECONDS -lt $end ]; do sleep 0.1; done
-        kill -KILL "$p" 2>/dev/null
-        wait "$p" 2>/dev/null
-    done
-    if [ "${PCIFLEET_E2E_KEEP:-0}" = 1 ]; then echo "# kept $tmp"; else rm -rf "$tmp"; fi
-}
-trap cleanup EXIT
-ok() { pass=$((pass + 1)); echo "ok   - $*"; }
-bad() { fail=$((fail + 1)); echo "FAIL - $*"; }
-check() {
-    local what=$1
-    shift
-    if "$@" >"$tmp/check.out" 2>&1; then ok "$what"; else
-        bad "$what"
-        sed 's/^/#   /' "$tmp/check.out" | head -20
-    fi
-}
-wait_for() {
-    local end=$((SECONDS + $1))
-    shift
-    until "$@" >/dev/null 2>&1; do
-        [ $SECONDS -ge $end ] && return 1
-        sleep 0.2
-    done
-}
+e2e_init rollout
 
 # ---- the fleet
 cp -a "$FIX/intel-grub-vtd-off" "$tmp/n1-grub"
@@ -88,10 +55,7 @@ for n in "${NODES[@]}"; do
     cp "$tmp/$n/proc/sys/kernel/random/boot_id" "$tmp/$n.boot0" 2>/dev/null || : >"$tmp/$n.boot0"
 done
 
-for _ in 1 2 3 4 5 6 7 8 9 10; do
-    PORT=$((20000 + RANDOM % 40000))
-    (exec 3<>"/dev/tcp/127.0.0.1/$PORT") 2>/dev/null || break
-done
+e2e_free_port
 KEYS=$tmp/keys
 AK=$tmp/agent-keys
 export PCIFLEET_ADMIN=ipc://$tmp/admin.sock
@@ -192,5 +156,4 @@ check "the agent's allow-steps refuses set-kernel-args: the rollout halts with t
     bash -c '"$0" --json rollout status 2 | jq -e ".reason | test(\"n7-limited: step set-kernel-args refused: this agent.s policy does not allow set-kernel-args steps\")"' "$PF"
 check "the limited node's GRUB file is untouched" cmp -s "$FIX/intel-grub-vtd-off/etc/default/grub" "$tmp/n7-limited/etc/default/grub"
 
-echo "# $pass passed, $fail failed"
-[ "$fail" = 0 ]
+e2e_finish

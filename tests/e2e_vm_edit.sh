@@ -15,48 +15,15 @@
 # it); PCIFLEET_E2E_KEEP=1 keeps the temp folder.
 set -uo pipefail
 export LC_ALL=C
+# shellcheck source=lib/e2e.sh
+. "$(dirname "$0")/lib/e2e.sh"
 
 AGENT=${PCIFLEET_AGENT:?run through ctest (PCIFLEET_AGENT)}
 PFD=${PCIFLEETD:?run through ctest (PCIFLEETD)}
 PF=${PCIFLEET:?run through ctest (PCIFLEET)}
 FIX=${PCIFLEET_FIXTURES:?run through ctest (PCIFLEET_FIXTURES)}
 command -v jq >/dev/null || { echo "e2e_vm_edit: jq is required"; exit 1; }
-
-pass=0
-fail=0
-ok() { pass=$((pass + 1)); echo "ok   - $*"; }
-bad() { fail=$((fail + 1)); echo "FAIL - $*"; }
-check() {
-    local what=$1
-    shift
-    if "$@" >"$tmp/check.out" 2>&1; then ok "$what"; else
-        bad "$what"
-        sed 's/^/#   /' "$tmp/check.out" | head -20
-    fi
-}
-
-tmp=$(mktemp -d /tmp/pf-vmedit.XXXXXX)
-declare -a PIDS=()
-cleanup() {
-    local p end
-    for p in "${PIDS[@]}"; do kill -TERM "$p" 2>/dev/null; done
-    end=$((SECONDS + 5))
-    for p in "${PIDS[@]}"; do
-        while kill -0 "$p" 2>/dev/null && [ $SECONDS -lt $end ]; do sleep 0.1; done
-        kill -KILL "$p" 2>/dev/null
-        wait "$p" 2>/dev/null
-    done
-    if [ "${PCIFLEET_E2E_KEEP:-0}" = 1 ]; then echo "# kept $tmp"; else rm -rf "$tmp"; fi
-}
-trap cleanup EXIT
-wait_for() {
-    local end=$((SECONDS + $1))
-    shift
-    until "$@" >/dev/null 2>&1; do
-        [ $SECONDS -ge $end ] && return 1
-        sleep 0.2
-    done
-}
+e2e_init vmedit
 
 # B is a second copy of the same host under another node name: it has a
 # free NIC and a VM for it too.
@@ -71,10 +38,7 @@ CONF_B=$tmp/$B/etc/pve/qemu-server/102.conf
 cp "$CONF_A" "$tmp/102.orig"
 cp "$CONF_B" "$tmp/102b.orig"
 
-for _ in 1 2 3 4 5 6 7 8 9 10; do
-    PORT=$((20000 + RANDOM % 40000))
-    (exec 3<>"/dev/tcp/127.0.0.1/$PORT") 2>/dev/null || break
-done
+e2e_free_port
 KEYS=$tmp/keys
 AK=$tmp/agent-keys
 export PCIFLEET_ADMIN=ipc://$tmp/admin.sock
@@ -168,5 +132,4 @@ check "with --no-vm-edits the step is refused, naming allow-vm-edits" \
 echo "$out" | sed 's/^/#   /'
 check "102.conf still as before" cmp "$CONF_A" "$tmp/102.orig"
 
-echo "# $pass passed, $fail failed"
-[ $fail = 0 ]
+e2e_finish

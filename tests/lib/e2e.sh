@@ -1,0 +1,62 @@
+# tests/lib/e2e.sh — what the end-to-end shell tests share (sourced, not a
+# test itself: ctest runs only tests/*.sh).
+#
+# e2e_init NAME makes the temp folder $tmp (/tmp/pf-NAME.XXXXXX) and arms the
+# cleanup: on exit every pid in PIDS and $CTL gets SIGTERM, then SIGKILL after
+# 5 s, and $tmp is removed (PCIFLEET_E2E_KEEP=1 keeps it). ok/bad/check count
+# and print results; wait_for SECONDS CMD... retries CMD every 0.2 s until it
+# succeeds or the deadline passes; e2e_free_port sets PORT to a loopback port
+# nobody listens on; e2e_finish prints the tally and fails on any failure.
+pass=0
+fail=0
+declare -a PIDS=()
+CTL=
+
+e2e_cleanup() {
+    local p end
+    for p in "${PIDS[@]}" $CTL; do kill -TERM "$p" 2>/dev/null; done
+    end=$((SECONDS + 5))
+    for p in "${PIDS[@]}" $CTL; do
+        while kill -0 "$p" 2>/dev/null && [ $SECONDS -lt $end ]; do sleep 0.1; done
+        kill -KILL "$p" 2>/dev/null
+        wait "$p" 2>/dev/null
+    done
+    if [ "${PCIFLEET_E2E_KEEP:-0}" = 1 ]; then echo "# kept $tmp"; else rm -rf "$tmp"; fi
+}
+
+e2e_init() {
+    tmp=$(mktemp -d "/tmp/pf-$1.XXXXXX")
+    trap e2e_cleanup EXIT
+}
+
+ok() { pass=$((pass + 1)); echo "ok   - $*"; }
+bad() { fail=$((fail + 1)); echo "FAIL - $*"; }
+check() {
+    local what=$1
+    shift
+    if "$@" >"$tmp/check.out" 2>&1; then ok "$what"; else
+        bad "$what"
+        sed 's/^/#   /' "$tmp/check.out" | head -20
+    fi
+}
+
+wait_for() {
+    local end=$((SECONDS + $1))
+    shift
+    until "$@" >/dev/null 2>&1; do
+        [ $SECONDS -ge $end ] && return 1
+        sleep 0.2
+    done
+}
+
+e2e_free_port() {
+    for _ in 1 2 3 4 5 6 7 8 9 10; do
+        PORT=$((20000 + RANDOM % 40000))
+        (exec 3<>"/dev/tcp/127.0.0.1/$PORT") 2>/dev/null || return 0
+    done
+}
+
+e2e_finish() {
+    echo "# $pass passed, $fail failed"
+    [ "$fail" = 0 ]
+}
