@@ -36,8 +36,9 @@ check "after: ready (IOMMU on, groups, interrupt remapping)" [ "$(verdict "$tmp/
 check "plan has nothing left" bash -c '[ -z "$("$0" plan --root "$1" 2>/dev/null)" ]' "$AGENT" "$tmp/grub"
 cp "$tmp/grub/etc/default/grub" "$tmp/grub.after"
 "$AGENT" apply --root "$tmp/grub" --simulate --yes --allow-reboot >/dev/null 2>&1
+rc=$?
 check "a second apply exits 0 and changes nothing" \
-    bash -c '[ $? = 0 ] && cmp -s "$0/grub/etc/default/grub" "$0/grub.after"' "$tmp"
+    bash -c '[ "$1" = 0 ] && cmp -s "$0/grub/etc/default/grub" "$0/grub.after"' "$tmp" "$rc"
 
 cp -a "$FIX/intel-grub-vtd-off" "$tmp/noreboot"
 "$AGENT" apply --root "$tmp/noreboot" --simulate --yes >"$tmp/noreboot.out" 2>&1

@@ -130,7 +130,9 @@ check "plans changed nothing (no claim events, same claims)" \
 
 # ---- release
 out=$(pf release pve1 0000:04:00.0)
-check "release frees the claim (exit 0)" bash -c '[ $? = 0 ] && grep -q "released 0000:04:00.0 on pve1 from VM 102" <<<"$0"' "$out"
+rc=$?
+check "release frees the claim (exit 0)" \
+    bash -c '[ "$1" = 0 ] && grep -q "released 0000:04:00.0 on pve1 from VM 102" <<<"$0"' "$out" "$rc"
 check "the NIC is free again" \
     bash -c '"$0" --json nics --node pve1 --free | jq -e ".[] | select(.address == \"0000:04:00.0\")"' "$PF"
 pf release pve1 0000:04:00.0 >/dev/null 2>&1
