@@ -3,21 +3,50 @@
  * Each line is built whole and written with one fputs, so lines from
  * different threads (czmq actors) never interleave. Control characters in
  * the message (a peer-supplied node name holding a newline, say) are written
- * as \xHH: one event is always one line. */
+ * as \xHH: one event is always one line.
+ *
+ * When stderr is the systemd journal's stream (JOURNAL_STREAM names its
+ * device and inode, systemd.exec(5)), each line starts with the syslog
+ * priority "<N>" instead of the level word, so journalctl -p filters and
+ * colours it; anything else (a terminal, a file, a pipe) gets the words. */
 #include "log.h"
 
 #include "buf.h"
 
 #include <stdarg.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 
 static const char *log_program = "pcifleet";
 static log_level_t log_level = LOG_LEVEL_INFO;
 static FILE *log_stream; /* NULL = stderr */
+static int log_journal = -1; /* -1 not yet checked, 0 words, 1 priorities */
 
 static const char *const level_names[] = {"error", "warn", "info", "debug"};
 static const char *const level_tags[] = {"ERROR", "WARN", "INFO", "DEBUG"};
+/* syslog priorities: err, warning, info, debug */
+static const int level_prio[] = {3, 4, 6, 7};
+
+bool log_stream_is_journal(FILE *f, const char *journal_stream)
+{
+    if (!f || !journal_stream || !*journal_stream)
+        return false;
+    char *end = NULL;
+    unsigned long long dev = strtoull(journal_stream, &end, 10);
+    if (end == journal_stream || *end != ':')
+        return false;
+    const char *ino_s = end + 1;
+    unsigned long long ino = strtoull(ino_s, &end, 10);
+    if (end == ino_s || *end != '\0')
+        return false;
+    struct stat st;
+    int fd = fileno(f);
+    if (fd < 0 || fstat(fd, &st) < 0)
+        return false;
+    return (unsigned long long)st.st_dev == dev && (unsigned long long)st.st_ino == ino;
+}
 
 void log_init(const char *program, log_level_t level)
 {
@@ -26,6 +55,8 @@ void log_init(const char *program, log_level_t level)
         log_program = slash ? slash + 1 : program;
     }
     log_set_level(level);
+    /* decided once, before any thread logs */
+    log_journal = log_stream_is_journal(log_stream ? log_stream : stderr, getenv("JOURNAL_STREAM"));
 }
 
 int log_level_parse(const char *name)
@@ -57,6 +88,7 @@ log_level_t log_get_level(void)
 void log_set_output(FILE *f)
 {
     log_stream = f;
+    log_journal = -1;
 }
 
 static void log_emit(log_level_t level, const char *fmt, va_list ap) __attribute__((format(printf, 2, 0)));
@@ -67,8 +99,14 @@ static void log_emit(log_level_t level, const char *fmt, va_list ap)
         return;
     buf_t msg = BUF_INIT;
     buf_vprintf(&msg, fmt, ap);
+    FILE *out = log_stream ? log_stream : stderr;
+    if (log_journal < 0)
+        log_journal = log_stream_is_journal(out, getenv("JOURNAL_STREAM"));
     buf_t line = BUF_INIT;
-    buf_printf(&line, "%s %s: ", level_tags[level], log_program);
+    if (log_journal)
+        buf_printf(&line, "<%d>%s: ", level_prio[level], log_program);
+    else
+        buf_printf(&line, "%s %s: ", level_tags[level], log_program);
     for (size_t i = 0; i < msg.len; i++) {
         unsigned char c = (unsigned char)msg.p[i];
         if ((c < 0x20 && c != '\t') || c == 0x7f)
@@ -77,7 +115,6 @@ static void log_emit(log_level_t level, const char *fmt, va_list ap)
             buf_putc(&line, (char)c);
     }
     buf_putc(&line, '\n');
-    FILE *out = log_stream ? log_stream : stderr;
     fputs(line.p, out);
     fflush(out);
     buf_free(&line);
