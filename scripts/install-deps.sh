@@ -13,6 +13,7 @@ PACKAGES=(
   libcmocka-dev
   clang llvm
   valgrind jq iproute2
+  groff-base
 )
 
 missing=()
