@@ -34,13 +34,15 @@ http_status_t http_parse(const char *buf, size_t len, http_req_t *req)
     size_t i = 0, m = 0;
     while (i < line && buf[i] >= 'A' && buf[i] <= 'Z' && m + 1 < sizeof req->method)
         req->method[m++] = buf[i++];
-    if (i < lim && i == line && !found && line == lim)
+    if (i == line && line == lim && !found)
         return len >= METRICS_MAX_REQUEST ? HTTP_TOO_LARGE : HTTP_INCOMPLETE;
     if (m == 0 || i >= line || buf[i] != ' ') {
         req->why = "the request line must be METHOD SP PATH SP HTTP/1.x";
         return HTTP_BAD;
     }
     i++;
+    if (i == line && line == lim && !found)
+        return len >= METRICS_MAX_REQUEST ? HTTP_TOO_LARGE : HTTP_INCOMPLETE;
     if (i >= line || buf[i] != '/') {
         req->why = "the path must start with /";
         return HTTP_BAD;
@@ -71,9 +73,9 @@ http_status_t http_parse(const char *buf, size_t len, http_req_t *req)
         return HTTP_BAD;
     }
     i++;
+    if (line - i < 8 && line == lim && !found && memcmp(buf + i, "HTTP/1.", line - i < 7 ? line - i : 7) == 0)
+        return len >= METRICS_MAX_REQUEST ? HTTP_TOO_LARGE : HTTP_INCOMPLETE;
     if (line - i != 8 || memcmp(buf + i, "HTTP/1.", 7) != 0 || buf[i + 7] < '0' || buf[i + 7] > '1') {
-        if (line == lim && !found && line - i < 8 && memcmp(buf + i, "HTTP/1.", line - i) == 0)
-            return HTTP_INCOMPLETE;
         req->why = "the version must be HTTP/1.0 or HTTP/1.1";
         return HTTP_BAD;
     }
