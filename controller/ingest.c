@@ -123,6 +123,7 @@ static size_t refuse(ingest_t *ig, const char *key, const char *peer, const char
                      int code, const char *why, uint8_t **reply)
 {
     ig->stats.refused++;
+    ig->stats.refused_by_code[code >= 0 && code < 8 ? code : 0]++;
     limiter_t *l = limiter_for(ig, key, now);
     if (l->logged < LOG_BURST) {
         l->logged++;
@@ -140,6 +141,7 @@ static size_t refuse_unknown_key(ingest_t *ig, const char *key, const char *peer
                                  uint64_t seq, uint8_t **reply)
 {
     ig->stats.refused++;
+    ig->stats.refused_by_code[PCIFLEET__ERROR__CODE__CODE_KEY_NOT_ACCEPTED]++;
     char *why;
     bool recorded = false;
     if (!key || !*key) {

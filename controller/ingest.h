@@ -36,6 +36,7 @@ typedef struct {
     uint64_t heartbeats; /* hellos and heartbeats recorded */
     uint64_t refused;    /* frames answered with an Error */
     uint64_t step_results; /* StepResults from agents */
+    uint64_t refused_by_code[8]; /* refused, by Error code (pcifleet.proto Error.Code) */
 } ingest_stats_t;
 
 /* Where an accepted agent's StepResult goes (the node is the sender's, as

@@ -22,6 +22,7 @@
 #include "keyfp.h"
 #include "keys.h"
 #include "log.h"
+#include "metrics.h"
 #include "query.h"
 #include "store.h"
 #include "strv.h"
@@ -60,14 +61,18 @@
 
 /* Options, in the order of --help. Every one can come from the config file
  * under its long name. */
-enum { O_DB, O_LISTEN, O_ADMIN, O_KEYS, O_OFFLINE, O_MAXFRAME, O_SQLTIME, O_SQLROWS, O_LOGLEVEL, O_COUNT };
+enum { O_DB, O_LISTEN, O_ADMIN, O_KEYS, O_OFFLINE, O_MAXFRAME, O_SQLTIME, O_SQLROWS, O_LOGLEVEL, O_METRICS,
+       O_METRICS_PUBLIC, O_COUNT };
 static const char *const opt_names[] = {"db",        "listen",         "admin",        "keys",      "offline-after",
-                                        "max-frame", "sql-time-limit", "sql-max-rows", "log-level", NULL};
+                                        "max-frame", "sql-time-limit", "sql-max-rows", "log-level", "metrics",
+                                        "metrics-public", NULL};
 static const char *const opt_defaults[] = {DEFAULT_DB, DEFAULT_LISTEN, DEFAULT_ADMIN, DEFAULT_KEYS, "15",
-                                           NULL,       "2000",         "10000",       "info"};
+                                           NULL,       "2000",         "10000",       "info",
+                                           NULL,       NULL};
 
 typedef struct {
-    const char *db, *listen, *admin, *keys;
+    const char *db, *listen, *admin, *keys, *metrics;
+    bool metrics_public;
     int64_t offline_after;
     size_t max_frame;
     query_opts_t query;
@@ -85,6 +90,7 @@ typedef struct {
     zsock_t *adm;
     char *agents_dir;
     struct timespec agents_mtime;
+    metrics_t *metrics; /* NULL without --metrics */
     bool admin_bound; /* we made the ipc socket file: remove it on the way out */
 } daemon_t;
 
@@ -118,6 +124,10 @@ static void usage(FILE *f)
             "  --config FILE           read options from FILE (\"name = value\" lines with the long\n"
             "                          option names); default %s, only if it exists.\n"
             "                          Command-line options override the file.\n"
+            "  --metrics IP:PORT       serve Prometheus metrics over HTTP at http://IP:PORT/metrics\n"
+            "                          (default off; e.g. 127.0.0.1:9469). Loopback only: the\n"
+            "                          metrics have no authentication\n"
+            "  --metrics-public yes    allow a non-loopback --metrics address\n"
             "  --log-level LEVEL       error, warn, info (default) or debug\n"
             "  -h, --help              show this help\n"
             "  -V, --version           print the version\n"
@@ -156,6 +166,8 @@ static int parse_options(int argc, char **argv, settings_t *set, config_t *cfg, 
         {"sql-time-limit", required_argument, NULL, O_SQLTIME},
         {"sql-max-rows", required_argument, NULL, O_SQLROWS},
         {"log-level", required_argument, NULL, O_LOGLEVEL},
+        {"metrics", required_argument, NULL, O_METRICS},
+        {"metrics-public", required_argument, NULL, O_METRICS_PUBLIC},
         {"config", required_argument, NULL, 'c'},
         {"help", no_argument, NULL, 'h'},
         {"version", no_argument, NULL, 'V'},
@@ -230,7 +242,18 @@ static int parse_options(int argc, char **argv, settings_t *set, config_t *cfg, 
             return 1;
         }
     }
+    set->metrics = values[O_METRICS];
+    set->metrics_public = values[O_METRICS_PUBLIC] && strcmp(values[O_METRICS_PUBLIC], "yes") == 0;
     char *err = NULL;
+    if (set->metrics) {
+        uint32_t ip;
+        uint16_t port;
+        if (metrics_addr_parse(set->metrics, set->metrics_public, &ip, &port, &err) < 0) {
+            fprintf(stderr, "pcifleetd: %s\n", err);
+            free(err);
+            return 1;
+        }
+    }
     if (admin_endpoint_check(set->admin, &err) < 0) {
         fprintf(stderr, "pcifleetd: %s\n", err);
         free(err);
@@ -747,6 +770,15 @@ int main(int argc, char **argv)
     zloop_reader(loop, d.agents, on_agents, &d);
     zloop_reader(loop, d.adm, on_admin, &d);
     zloop_timer(loop, 1000, 0, on_tick, &d);
+    if (d.set.metrics) {
+        d.metrics = metrics_new(d.set.metrics, d.set.metrics_public, d.store, d.ingest, PCIFLEET_VERSION,
+                                d.admin.started, &err);
+        if (!d.metrics || metrics_attach(d.metrics, loop) < 0) {
+            log_error("%s", err ? err : "cannot serve the metrics");
+            goto out;
+        }
+        log_info("metrics on http://%s/metrics", d.set.metrics);
+    }
     /* zloop_start also returns when any signal interrupts its poll: SIGHUP
      * (re-read the keys) must not stop the controller, so go on unless it
      * was SIGINT/SIGTERM or a handler failed. */
@@ -769,6 +801,7 @@ int main(int argc, char **argv)
 out:
     explicit_bzero(sec, sizeof sec);
     free(err);
+    metrics_destroy(&d.metrics);
     zloop_destroy(&loop);
     zsock_destroy(&d.adm);
     /* libzmq leaves the ipc socket file behind; a later start would replace

@@ -12,7 +12,7 @@ PACKAGES=(
   libsqlite3-dev sqlite3
   libcmocka-dev
   clang llvm
-  valgrind jq iproute2
+  valgrind jq curl iproute2
   groff-base
 )
 
