@@ -84,15 +84,22 @@ relocate() { # FILE: uncomment "# key = value" lines; /etc, /var, /run and the p
         -e "s|/run/pcifleet|$tmp/run|g; s|tcp://\\*:7450|tcp://127.0.0.1:$PORT|" \
         -e "s|tcp://controller.example:7450|tcp://127.0.0.1:$PORT|" "$1"
 }
-relocate "$SRC/dist/etc/pcifleetd.conf" >"$tmp/pcifleetd.conf"
+PORT1=$PORT
+while [ "$PORT" = "$PORT1" ]; do e2e_free_port; done
+MPORT=$PORT
+PORT=$PORT1
+relocate "$SRC/dist/etc/pcifleetd.conf" | sed "s|127.0.0.1:9469|127.0.0.1:$MPORT|" >"$tmp/pcifleetd.conf"
 relocate "$SRC/dist/etc/pcifleet.conf" >"$tmp/pcifleet.conf"
-check "pcifleetd.conf switched on sets every key (9)" [ "$(grep -cE '^[a-z-]+ = ' "$tmp/pcifleetd.conf")" = 9 ]
+check "pcifleetd.conf names every pcifleetd option as a key" bash -c 'for o in "${@:2}"; do
+        case $o in --config|--help|--version) continue ;; esac
+        grep -qE "^${o#--} = " "$0" || { echo "no key ${o#--}"; exit 1; }; done' "$tmp/pcifleetd.conf" "${o_pfd[@]}"
 
 "$PFD" --config "$tmp/pcifleetd.conf" >"$tmp/controller.log" 2>&1 &
 CTL=$!
 pf() { "$PF" --config "$tmp/pcifleet.conf" "$@"; }
 check "pcifleetd starts with dist/etc/pcifleetd.conf; pcifleet reaches it with dist/etc/pcifleet.conf" \
     wait_for 20 pf status
+check "the config's metrics endpoint answers" bash -c 'curl -sf "http://127.0.0.1:$0/metrics" | grep -q "^pcifleet_build_info"' "$MPORT"
 cp -a "$FIX/pve-intel-sdboot-i225" "$tmp/node"
 "$PF" keygen --dir "$tmp/etc/pcifleet" pve1 >/dev/null
 cp "$tmp/etc/pcifleet/keys/controller.key" "$tmp/etc/pcifleet/controller.key"
