@@ -2,13 +2,15 @@
 # The whole test suite, as CI runs it (.ci/run calls exactly this):
 #   1. a normal build and every ctest test (unit, fixtures, CLI, valgrind, fuzz corpora),
 #   2. the same under AddressSanitizer + UndefinedBehaviorSanitizer,
-#   3. every libFuzzer target for FUZZ_SECONDS (default 20) each.
+#   3. every libFuzzer target for FUZZ_SECONDS (default 60) each, FUZZ_JOBS
+#      (default nproc) at a time.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 scripts/install-deps.sh
 
 JOBS=${JOBS:-$(nproc)}
-FUZZ_SECONDS=${FUZZ_SECONDS:-20}
+FUZZ_SECONDS=${FUZZ_SECONDS:-60}
+FUZZ_JOBS=${FUZZ_JOBS:-$(nproc)}
 B=${BUILD_ROOT:-build/test}
 
 echo "== normal build"
@@ -22,24 +24,39 @@ cmake --build "$B/asan" -j"$JOBS" >/dev/null
 ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 \
   PCIFLEET_SANITIZED=1 ctest --test-dir "$B/asan" --output-on-failure -j"$JOBS"
 
-echo "== fuzzing (${FUZZ_SECONDS}s per target)"
+echo "== fuzzing (${FUZZ_SECONDS}s per target, ${FUZZ_JOBS} at a time)"
 cmake -S . -B "$B/fuzz" -DCMAKE_C_COMPILER=clang -DCMAKE_BUILD_TYPE=Debug \
   -DPCIFLEET_FUZZ=ON -DPCIFLEET_SANITIZE=ON >/dev/null
 cmake --build "$B/fuzz" -j"$JOBS" >/dev/null
-fuzz_total=0
-for f in "$B"/fuzz/fuzz/fuzz_*; do
-  [ -x "$f" ] || continue
-  name=$(basename "$f")
-  work=$(mktemp -d)
+# fuzz_one NAME: one libFuzzer run on a copy of the target's seed corpus; its
+# log and any crash input stay in $fuzz_dir/NAME* for the report below.
+fuzz_dir=$(mktemp -d)
+trap 'rm -rf "$fuzz_dir"' EXIT
+fuzz_one() {
+  local name=$1 work=$fuzz_dir/$1
+  mkdir -p "$work"
   cp -r "fuzz/corpus/$name/." "$work/" 2>/dev/null || true
-  if ! "$f" -max_total_time="$FUZZ_SECONDS" -max_len=65536 -rss_limit_mb=2048 \
-        -artifact_prefix="$work/" "$work" >"$work.log" 2>&1; then
-    echo "fuzz: $name found a crash:"; tail -40 "$work.log"; ls "$work"/crash-* 2>/dev/null || true
-    exit 1
+  if "$B/fuzz/fuzz/$name" -max_total_time="$FUZZ_SECONDS" -max_len=65536 -rss_limit_mb=2048 \
+       -artifact_prefix="$work/" "$work" >"$work.log" 2>&1; then
+    echo "fuzz: $name $(grep -Eo 'Done [0-9]+ runs' "$work.log" | tail -1)"
+  else
+    echo "fuzz: $name found a crash:"; tail -40 "$work.log"; ls "$work"/crash-* "$work"/leak-* "$work"/timeout-* 2>/dev/null
+    return 1
   fi
-  echo "fuzz: $name $(grep -Eo 'Done [0-9]+ runs' "$work.log" | tail -1)"
-  rm -rf "$work" "$work.log"
-  fuzz_total=$((fuzz_total + 1))
+}
+targets=()
+for f in "$B"/fuzz/fuzz/fuzz_*; do [ -x "$f" ] && targets+=("$(basename "$f")"); done
+[ ${#targets[@]} -gt 0 ] || { echo "fuzz: no targets were built" >&2; exit 1; }
+running=0
+fuzz_failed=0
+for name in "${targets[@]}"; do
+  if [ "$running" -ge "$FUZZ_JOBS" ]; then
+    wait -n || fuzz_failed=1
+    running=$((running - 1))
+  fi
+  fuzz_one "$name" &
+  running=$((running + 1))
 done
-[ "$fuzz_total" -gt 0 ] || { echo "fuzz: no targets were built" >&2; exit 1; }
-echo "fuzz: $fuzz_total targets ran ${FUZZ_SECONDS}s each without a crash"
+while [ "$running" -gt 0 ]; do wait -n || fuzz_failed=1; running=$((running - 1)); done
+[ "$fuzz_failed" = 0 ] || { echo "fuzz: a target crashed (above)" >&2; exit 1; }
+echo "fuzz: ${#targets[@]} targets ran ${FUZZ_SECONDS}s each without a crash"
