@@ -481,6 +481,29 @@ check "events (table) shows it too" bash -c '"$0" events | grep "$1" | grep -qi 
 start_agent $k
 check "$gone comes back online when its agent restarts" wait_for 10 is_online "$gone"
 
+# ================================================================ 6b. a node's link is cut
+# (netns only: the veth between the controller and node 0 goes down for
+# longer than offline-after, then comes back; the agent process never stops)
+if [ $MODE = netns ]; then
+    note "an agent cut off by its link going down, then back"
+    cut=${NODES[0]}
+    pf --json sql "SELECT address, driver FROM v_devices WHERE node = '$cut' ORDER BY address" >"$tmp/cut-before.json"
+    t0=$SECONDS
+    ip -n "$CTL_NS" link set "pf-e2e-0" down
+    check "$cut goes offline while its link is down" wait_for $((OFFLINE_AFTER + 4)) is_offline "$cut"
+    note "$cut went offline after $((SECONDS - t0)) s with its link down"
+    check "the others stay online while $cut is cut off" [ "$(online_count)" = $((N - 1)) ]
+    check "$cut's agent is still running" kill -0 "${AG_PID[0]}"
+    t0=$SECONDS
+    ip -n "$CTL_NS" link set "pf-e2e-0" up
+    check "$cut comes back online when the link is up again" wait_for 30 is_online "$cut"
+    note "$cut was back $((SECONDS - t0)) s after the link came up"
+    pf --json sql "SELECT address, driver FROM v_devices WHERE node = '$cut' ORDER BY address" >"$tmp/cut-after.json"
+    check "nothing of $cut's inventory was lost" cmp -s "$tmp/cut-before.json" "$tmp/cut-after.json"
+else
+    note "skipped: cutting a node's link needs network namespaces (mode $MODE)"
+fi
+
 # ================================================================ 7. controller restarts
 snapshot() { # everything an agent reported, in a stable order
     pf --json sql "SELECT node, address, class, model, driver, iommu_group FROM v_devices ORDER BY node, address"
