@@ -46,7 +46,6 @@ cleanup() {
   done
   wait 2>/dev/null || true
   for ns in "${NETNS[@]}"; do ip netns del "$ns" 2>/dev/null || true; done
-  ip link del pfdemo-h 2>/dev/null || true
   rm -rf "$tmp"
 }
 trap cleanup EXIT
@@ -78,8 +77,10 @@ if [ $MODE = netns ]; then
   CTL_NS=pfdemo-ctl
   ip netns add $CTL_NS && NETNS+=($CTL_NS)
   ip -n $CTL_NS link set lo up
+  # this machine's agent too: a namespace changes its network, not the files
+  # it reads, and keeps every demo link out of the machine's own namespace
   i=0
-  for n in "${FIXTURES[@]}"; do
+  for n in "$LOCAL" "${FIXTURES[@]}"; do
     i=$((i + 1))
     ns=pfdemo-$i
     ip netns add "$ns" && NETNS+=("$ns")
@@ -92,15 +93,6 @@ if [ $MODE = netns ]; then
     NS[$n]=$ns
     EP[$n]=tcp://10.214.$i.1:$PORT
   done
-  # this machine's agent stays in the machine's own namespace; its veth's
-  # other end is in the controller's namespace (nothing else is reachable)
-  ip link add pfdemo-h type veth peer name pfdemo-c netns $CTL_NS
-  ip addr add 10.214.0.2/30 dev pfdemo-h
-  ip -n $CTL_NS addr add 10.214.0.1/30 dev pfdemo-c
-  ip link set pfdemo-h up
-  ip -n $CTL_NS link set pfdemo-c up
-  NS[$LOCAL]=
-  EP[$LOCAL]=tcp://10.214.0.1:$PORT
   LISTEN=tcp://*:$PORT
   echo
   echo "demo: network namespaces: the controller in $CTL_NS, each agent in its own, joined by veth pairs"
