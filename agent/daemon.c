@@ -452,6 +452,17 @@ static void on_error(agent_t *a, const Pcifleet__Error *e, int64_t now)
         }
         a->refused = true;
         break;
+    case PCIFLEET__ERROR__CODE__CODE_REPLAYED:
+        /* Our counter fell behind the controller's floor (the clock was set
+         * back across a restart): continue above it and say hello again, so
+         * what the refused message carried is asked for once more. */
+        log_warn("the controller refused message %llu as replayed (%s); continuing above seq %llu",
+                 (unsigned long long)e->seq, msg, (unsigned long long)e->accepted_seq);
+        if (e->accepted_seq >= a->seq && e->accepted_seq < WIRE_MAX_SEQ) {
+            a->seq = e->accepted_seq;
+            send_hello(a);
+        }
+        break;
     default:
         log_warn("the controller refused message %llu: %s: %s", (unsigned long long)e->seq, wire_code_name(e->code),
                  msg);
@@ -767,6 +778,11 @@ int agent_daemon_run(const agent_daemon_opts_t *o, char **err)
     a.scan.node = o->node;
     a.scan.ids_file = o->ids_file;
     a.node = o->node ? xstrdup(o->node) : NULL;
+    /* The controller refuses a seq not above the last it accepted from this
+     * node, across restarts: the wall clock in microseconds starts above
+     * any seq an earlier run used (one message per microsecond is far
+     * beyond any agent); a clock set back is repaired by CODE_REPLAYED. */
+    a.seq = (uint64_t)zclock_time() * 1000u;
 
     int rc;
     if ((rc = setup_steps(&a, err)) < 0) {

@@ -476,6 +476,7 @@ const char *wire_code_name(int code)
     case PCIFLEET__ERROR__CODE__CODE_WRONG_NODE: return "wrong-node";
     case PCIFLEET__ERROR__CODE__CODE_KEY_NOT_ACCEPTED: return "key-not-accepted";
     case PCIFLEET__ERROR__CODE__CODE_INTERNAL: return "internal";
+    case PCIFLEET__ERROR__CODE__CODE_REPLAYED: return "replayed";
     default: return "unspecified";
     }
 }
@@ -623,12 +624,14 @@ size_t wire_encode(Pcifleet__Envelope *env, uint8_t **out)
     return pack_message(&env->base, out);
 }
 
-size_t wire_encode_error(uint64_t seq, Pcifleet__Error__Code code, const char *message, uint8_t **out)
+static size_t encode_error(uint64_t seq, Pcifleet__Error__Code code, uint64_t accepted_seq, const char *message,
+                           uint8_t **out)
 {
     Pcifleet__Envelope env = PCIFLEET__ENVELOPE__INIT;
     Pcifleet__Error e = PCIFLEET__ERROR__INIT;
     e.code = code;
     e.seq = seq;
+    e.accepted_seq = accepted_seq;
     /* Keep the reply decodable by the peer: cut an overlong sentence and
      * replace anything that is not UTF-8. */
     char *text = wire_text_dup(message ? message : "", WIRE_MAX_STRING - 1);
@@ -638,6 +641,16 @@ size_t wire_encode_error(uint64_t seq, Pcifleet__Error__Code code, const char *m
     size_t n = wire_encode(&env, out);
     free(text);
     return n;
+}
+
+size_t wire_encode_error(uint64_t seq, Pcifleet__Error__Code code, const char *message, uint8_t **out)
+{
+    return encode_error(seq, code, 0, message, out);
+}
+
+size_t wire_encode_replayed(uint64_t seq, uint64_t accepted_seq, const char *message, uint8_t **out)
+{
+    return encode_error(seq, PCIFLEET__ERROR__CODE__CODE_REPLAYED, accepted_seq, message, out);
 }
 
 size_t wire_encode_ack(uint64_t seq, uint8_t **out)

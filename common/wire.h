@@ -37,6 +37,10 @@
 #define WIRE_MAX_DECODED (64u * 1024 * 1024)
 #define WIRE_MAX_ADMIN_ARGS 256
 #define WIRE_HASH_LEN 32
+/* Error codes 0..WIRE_ERROR_CODES-1 exist (pcifleet.proto Error.Code). */
+#define WIRE_ERROR_CODES 9
+/* The largest seq an agent may use: the store keeps it in a signed column. */
+#define WIRE_MAX_SEQ ((uint64_t)INT64_MAX)
 
 /* Returns 0, or a Pcifleet__Error__Code (> 0) with *err set (caller frees).
  * max 0 means WIRE_MAX_FRAME. On failure *out is NULL. */
@@ -48,6 +52,8 @@ size_t wire_encode(Pcifleet__Envelope *env, uint8_t **out);
 
 /* Helpers to build the small messages; the returned buffer is malloc'd. */
 size_t wire_encode_error(uint64_t seq, Pcifleet__Error__Code code, const char *message, uint8_t **out);
+/* CODE_REPLAYED, naming the highest seq accepted from the node. */
+size_t wire_encode_replayed(uint64_t seq, uint64_t accepted_seq, const char *message, uint8_t **out);
 size_t wire_encode_ack(uint64_t seq, uint8_t **out);
 size_t wire_encode_resend(const char *reason, uint8_t **out);
 

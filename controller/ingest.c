@@ -118,12 +118,12 @@ static char *who(const char *key, const char *peer, const char *node)
     return xasprintf("%s (key %s)", peer && *peer ? peer : "?", fp);
 }
 
-/* Logs a refusal (rate-limited per key) and builds the Error reply. */
-static size_t refuse(ingest_t *ig, const char *key, const char *peer, const char *node, int64_t now, uint64_t seq,
-                     int code, const char *why, uint8_t **reply)
+/* Counts and logs a refusal (rate-limited per key). */
+static void note_refusal(ingest_t *ig, const char *key, const char *peer, const char *node, int64_t now, int code,
+                         const char *why)
 {
     ig->stats.refused++;
-    ig->stats.refused_by_code[code >= 0 && code < 8 ? code : 0]++;
+    ig->stats.refused_by_code[code >= 0 && code < WIRE_ERROR_CODES ? code : 0]++;
     limiter_t *l = limiter_for(ig, key, now);
     if (l->logged < LOG_BURST) {
         l->logged++;
@@ -133,7 +133,48 @@ static size_t refuse(ingest_t *ig, const char *key, const char *peer, const char
     } else {
         l->suppressed++;
     }
+}
+
+/* Logs a refusal and builds the Error reply. */
+static size_t refuse(ingest_t *ig, const char *key, const char *peer, const char *node, int64_t now, uint64_t seq,
+                     int code, const char *why, uint8_t **reply)
+{
+    note_refusal(ig, key, peer, node, now, code, why);
     return wire_encode_error(seq, (Pcifleet__Error__Code)code, why, reply);
+}
+
+/* The envelope's seq against the node's replay floor: returns 0 when it may
+ * be handled, else the reply refusing it. A duplicate is refused as well as
+ * a replay: the controller cannot tell them apart, and neither may be
+ * applied twice (an old inventory would roll the node back). */
+static int check_seq(ingest_t *ig, const Pcifleet__Envelope *env, const char *key, const char *peer, int64_t now,
+                     size_t *n, uint8_t **reply)
+{
+    if (env->seq == 0 || env->seq > WIRE_MAX_SEQ) {
+        char *why = xasprintf("seq %llu is outside 1..%llu", (unsigned long long)env->seq,
+                              (unsigned long long)WIRE_MAX_SEQ);
+        *n = refuse(ig, key, peer, env->node, now, env->seq, PCIFLEET__ERROR__CODE__CODE_MALFORMED, why, reply);
+        free(why);
+        return -1;
+    }
+    uint64_t floor = 0;
+    char *err = NULL;
+    if (store_seq_floor(ig->store, env->node, &floor, &err) < 0) {
+        log_error("cannot read the replay floor of %s: %s", env->node, err ? err : "unknown error");
+        free(err);
+        *n = wire_encode_error(env->seq, PCIFLEET__ERROR__CODE__CODE_INTERNAL,
+                               "the controller could not check this message; see its log", reply);
+        return -1;
+    }
+    if (env->seq > floor)
+        return 0;
+    char *why = xasprintf("seq %llu is not above %llu, the last accepted from node %s: a replayed or "
+                          "duplicated message",
+                          (unsigned long long)env->seq, (unsigned long long)floor, env->node);
+    note_refusal(ig, key, peer, env->node, now, PCIFLEET__ERROR__CODE__CODE_REPLAYED, why);
+    *n = wire_encode_replayed(env->seq, floor, why, reply);
+    free(why);
+    return -1;
 }
 
 /* The key is not accepted: keep it as pending for the node it names. */
@@ -267,7 +308,7 @@ size_t ingest_handle(ingest_t *ig, const char *key_z85, const char *peer, const 
                           : xasprintf("the message names no node; this key belongs to node %s", owner);
         n = refuse(ig, key, peer, owner, now, env->seq, PCIFLEET__ERROR__CODE__CODE_WRONG_NODE, why, reply);
         free(why);
-    } else {
+    } else if (check_seq(ig, env, key, peer, now, &n, reply) == 0) {
         switch (env->body_case) {
         case PCIFLEET__ENVELOPE__BODY_HELLO:
             n = on_beat(ig, env, &env->hello->inventory_hash, env->hello->boot_id ? env->hello->boot_id : "", true,
@@ -305,6 +346,7 @@ size_t ingest_handle(ingest_t *ig, const char *key_z85, const char *peer, const 
             break;
         }
         }
+        store_seq_accept(ig->store, node, env->seq);
     }
     wire_free(&env);
     return n;

@@ -9,7 +9,10 @@
  * is answered with an Error (pcifleet.proto) and logged with the reason
  * (rate-limited per key, so a flood cannot drown the log); nothing is
  * stored for it. An unknown key that names a valid node is recorded as
- * pending for that node (keys.h) so the operator can accept it.
+ * pending for that node (keys.h) so the operator can accept it. An
+ * accepted key's envelope must carry a seq above the last one accepted from
+ * its node (store.h keeps that floor across restarts); one that does not is
+ * refused as replayed (CODE_REPLAYED, naming the floor) and not applied.
  *
  * Accepted messages: Hello and Heartbeat record the heartbeat (store.h) and
  * ask for the full inventory (Resend) when the controller has none for the
@@ -24,6 +27,7 @@
 
 #include "keys.h"
 #include "store.h"
+#include "wire.h"
 
 #include <stddef.h>
 #include <stdint.h>
@@ -36,7 +40,7 @@ typedef struct {
     uint64_t heartbeats; /* hellos and heartbeats recorded */
     uint64_t refused;    /* frames answered with an Error */
     uint64_t step_results; /* StepResults from agents */
-    uint64_t refused_by_code[8]; /* refused, by Error code (pcifleet.proto Error.Code) */
+    uint64_t refused_by_code[WIRE_ERROR_CODES]; /* refused, by Error code (pcifleet.proto Error.Code) */
 } ingest_stats_t;
 
 /* Where an accepted agent's StepResult goes (the node is the sender's, as

@@ -146,8 +146,9 @@ static int samples(buf_t *o, sqlite3 *db, const char *name, const char *const *l
     return rc == SQLITE_DONE ? 0 : -1;
 }
 
-static const char *const code_names[8] = {"unspecified", "malformed", "too_large", "unknown_message",
-                                          "bad_version", "wrong_node", "key_not_accepted", "internal"};
+static const char *const code_names[WIRE_ERROR_CODES] = {
+    "unspecified", "malformed", "too_large", "unknown_message", "bad_version",
+    "wrong_node", "key_not_accepted", "internal", "replayed"};
 
 int metrics_render(buf_t *o, sqlite3 *db, const ingest_stats_t *st, const char *version, int64_t started,
                    char **err)
@@ -206,7 +207,7 @@ int metrics_render(buf_t *o, sqlite3 *db, const ingest_stats_t *st, const char *
     head(o, "pcifleet_ingest_step_results_total", "counter", "Step results received from agents.");
     buf_printf(o, "pcifleet_ingest_step_results_total %llu\n", (unsigned long long)st->step_results);
     head(o, "pcifleet_ingest_refused_total", "counter", "Agent frames answered with an Error, by reason.");
-    for (int i = 0; i < 8; i++)
+    for (int i = 0; i < WIRE_ERROR_CODES; i++)
         buf_printf(o, "pcifleet_ingest_refused_total{reason=\"%s\"} %llu\n", code_names[i],
                    (unsigned long long)st->refused_by_code[i]);
     return 0;

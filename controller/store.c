@@ -73,7 +73,7 @@ static const char *const stmt_sql[ST__COUNT] = {
     [ST_SAVEPOINT] = "SAVEPOINT part",
     [ST_RELEASE] = "RELEASE part",
     [ST_ROLLBACK_TO] = "ROLLBACK TO part",
-    [ST_NODE_GET] = "SELECT online, last_seen, boot_id, inventory_hash FROM nodes WHERE name = ?1",
+    [ST_NODE_GET] = "SELECT online, last_seen, boot_id, inventory_hash, last_seq FROM nodes WHERE name = ?1",
     [ST_NODE_NEW] = "INSERT INTO nodes (name, online, first_seen, last_seen, boot_id) VALUES (?1, 1, ?2, ?2, ?3)",
     [ST_NODE_UPSERT] =
         "INSERT INTO nodes (name, online, first_seen, last_seen, boot_id, agent_version, kernel, cpu_vendor,"
@@ -87,7 +87,8 @@ static const char *const stmt_sql[ST__COUNT] = {
         " nic_count = excluded.nic_count, vm_count = excluded.vm_count, error_count = excluded.error_count",
     [ST_NODE_BEAT] = "UPDATE nodes SET online = 1, last_seen = max(last_seen, ?2), boot_id = coalesce(?3, boot_id)"
                      " WHERE name = ?1",
-    [ST_NODE_LAST_SEEN] = "UPDATE nodes SET last_seen = max(last_seen, ?2) WHERE name = ?1",
+    [ST_NODE_LAST_SEEN] =
+        "UPDATE nodes SET last_seen = max(last_seen, ?2), last_seq = max(last_seq, ?3) WHERE name = ?1",
     [ST_NODE_MARK_OFFLINE] = "UPDATE nodes SET online = 0 WHERE online = 1 AND last_seen < ?1 RETURNING name, last_seen",
     [ST_OLD_VERDICT] = "SELECT verdict FROM iommu WHERE node = ?1",
     [ST_OLD_DEVICES] = "SELECT address, vendor_id, device_id, device_name FROM devices WHERE node = ?1 ORDER BY address",
@@ -143,6 +144,7 @@ typedef struct {
     size_t hash_len;
     char *boot_id;      /* NULL: unknown */
     int64_t last_seen;  /* newest known, flushed or not */
+    uint64_t last_seq;  /* replay floor, flushed with last_seen */
 } hb_node_t;
 
 struct store {
@@ -787,6 +789,8 @@ static int cache_get(store_t *s, const char *node, hb_node_t **e, char **err)
             n->has_inventory = true;
             cache_set_hash(n, sqlite3_column_blob(st, 3), (size_t)sqlite3_column_bytes(st, 3));
         }
+        int64_t seq = sqlite3_column_int64(st, 4);
+        n->last_seq = seq > 0 ? (uint64_t)seq : 0;
         *e = n;
         rc = 0;
     } else if (rc == SQLITE_DONE) {
@@ -813,6 +817,7 @@ int store_flush(store_t *s, char **err)
         hb_node_t *e = s->pending[i];
         sqlite3_bind_text(st, 1, e->name, -1, SQLITE_STATIC);
         sqlite3_bind_int64(st, 2, e->last_seen);
+        sqlite3_bind_int64(st, 3, e->last_seq <= (uint64_t)INT64_MAX ? (int64_t)e->last_seq : INT64_MAX);
         if (stmt_exec(s, st) < 0) {
             db_fail(s, err, "cannot record heartbeats");
             goto fail;
@@ -832,6 +837,28 @@ fail:
 }
 
 size_t store_pending_heartbeats(const store_t *s) { return s->n_pending; }
+
+int store_seq_floor(store_t *s, const char *node, uint64_t *floor, char **err)
+{
+    *floor = 0;
+    hb_node_t *e;
+    int rc = cache_get(s, node, &e, err);
+    if (rc < 0)
+        return rc;
+    if (e)
+        *floor = e->last_seq;
+    return 0;
+}
+
+void store_seq_accept(store_t *s, const char *node, uint64_t seq)
+{
+    /* After the handler: the node's row exists by now unless it refused. */
+    hb_node_t *e = cache_find(s, node);
+    if (!e || seq <= e->last_seq)
+        return;
+    e->last_seq = seq;
+    pending_add(s, e);
+}
 
 uint64_t store_content_version(store_t *s)
 {

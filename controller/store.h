@@ -77,6 +77,12 @@ void store_set_flush_interval(store_t *s, int ms);
  * the other way). Query results that show no last_seen can be kept while
  * it stays the same (query.h). */
 uint64_t store_content_version(store_t *s);
+/* The replay floor (ingest.h): the highest envelope seq accepted from node,
+ * 0 when none or the node is unknown. store_seq_accept raises it in the
+ * in-memory node table (a node not stored yet is left alone); store_flush
+ * writes it with last_seen, so a crash may lose one flush interval of it. */
+int store_seq_floor(store_t *s, const char *node, uint64_t *floor, char **err);
+void store_seq_accept(store_t *s, const char *node, uint64_t seq);
 /* How many nodes have a last_seen waiting for store_flush. */
 size_t store_pending_heartbeats(const store_t *s);
 

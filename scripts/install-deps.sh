@@ -13,7 +13,7 @@ PACKAGES=(
   libcmocka-dev
   clang llvm
   valgrind jq curl iproute2
-  groff-base
+  groff-base faketime
 )
 
 missing=()

@@ -443,6 +443,18 @@ out=$(sr "" "$AK/$victim.key_secret" --node "$victim" --two-frames)
 check "a message of several frames: Error malformed" grep -q "^error malformed" <<<"$out"
 out=$(sr "" "$AK/$victim.key_secret" --node "${NODES[0]}" --hello)
 check "an accepted key naming another node: Error wrong-node" grep -q "^error wrong-node" <<<"$out"
+# Replays: pf_sendraw with the victim's own key. Its seq (the wall clock in
+# microseconds) is above the victim agent's counter, so after it the agent's
+# own next message is refused as replayed too and the agent must continue
+# above the floor by itself: the checks below see it keep reporting.
+vmark=$(lines "$tmp/agent-$victim.log")
+s0=$(($(date +%s%N) / 1000))
+out=$(sr "" "$AK/$victim.key_secret" --node "$victim" --hello --seq "$s0" --count 2)
+check "one frame sent twice: the first is answered, the copy refused as replayed" \
+    bash -c '[ "$(grep -c "^error replayed: seq $1 is not above $1" <<<"$0")" = 1 ] &&
+             ! head -n 1 <<<"$0" | grep -q "^error"' "$out" "$s0"
+out=$(sr "" "$AK/$victim.key_secret" --node "$victim" --heartbeat --seq 1)
+check "an old seq: Error replayed naming the last accepted" grep -q "^error replayed: seq 1 is not above $s0" <<<"$out"
 out=$(sr "$AGNS0" "$AK/intruder.key_secret" --node intruder --hello)
 check "an unknown key: Error key-not-accepted naming the command" \
     grep -q '^error key-not-accepted: key for intruder is pending: run `pcifleet keys accept intruder`' <<<"$out"
@@ -451,13 +463,20 @@ check "the unknown key is pending" \
 check "an unknown key is not in the fleet" \
     bash -c '[ -z "$("$0" --json nodes | jq -r ".[] | select(.name == \"intruder\") | .name")" ]' "$PF"
 log=$(log_since "$mark" "$CLOG")
-for what in malformed too-large bad-version unknown-message wrong-node "key not accepted"; do
+for what in malformed too-large bad-version unknown-message wrong-node replayed "key not accepted"; do
     check "controller logged the refusal: $what" grep -q "refused.*$what" <<<"$log"
 done
 check "controller still running after the hostile frames" kill -0 "$CTL_PID"
 advanced() { [ "$(node_field "${NODES[2]}" last_seen)" != "$seen_before" ]; }
 check "other agents keep reporting (last_seen advances)" wait_for 5 advanced
 check "every agent still online" all_online
+victim_resynced() {
+    tail -n +$((vmark + 1)) "$tmp/agent-$victim.log" | grep -q "refused message .* as replayed.*continuing above seq"
+}
+check "$victim's agent, behind the replay floor, continued above it" wait_for 10 victim_resynced
+vseen=$(node_field "$victim" last_seen)
+victim_reports() { [ "$(node_field "$victim" last_seen)" != "$vseen" ]; }
+check "$victim keeps reporting after that (last_seen advances)" wait_for 5 victim_reports
 check "nothing stored was lost: $victim keeps its devices" \
     bash -c '[ "$("$0" --json sql "SELECT count(*) AS n FROM v_devices WHERE node = '"'$victim'"'" | jq ".[0].n")" = "$1" ]' \
     "$PF" "$(jq '.devices|length' "$tmp/expect/$victim.json")"

@@ -252,6 +252,74 @@ static void test_wrong_node(void **state)
     assert_int_equal(count(f, "SELECT count(*) FROM devices"), devices);
 }
 
+/* A frame whose seq is not above the last one accepted from its node is
+ * refused as REPLAYED, naming that floor, and not applied: an old inventory
+ * sent again does not roll the node back, a duplicate is not stored twice.
+ * The floor survives a controller restart (store_flush, close, reopen), and
+ * seq 0 (unset) is malformed. */
+static void test_replay(void **state)
+{
+    fx_t *f = *state;
+    char *err = NULL;
+    uint8_t *old_frame = NULL, *new_frame = NULL;
+    size_t old_len = frame(f, "node-a", 'i', 100, NULL, &old_frame);
+    Pcifleet__Envelope *r = handle(f, f->key_a, old_frame, old_len);
+    assert_int_equal(r->body_case, PCIFLEET__ENVELOPE__BODY_ACK);
+    wire_free(&r);
+
+    /* The node changes: a newer inventory (another kernel, another hash). */
+    assert_true(f->inv->kernel_release && *f->inv->kernel_release && f->inv->hash.len == WIRE_HASH_LEN);
+    f->inv->kernel_release[0] = 'X';
+    f->inv->hash.data[0] ^= 0xff;
+    size_t new_len = frame(f, "node-a", 'i', 101, NULL, &new_frame);
+    r = handle(f, f->key_a, new_frame, new_len);
+    assert_int_equal(r->body_case, PCIFLEET__ENVELOPE__BODY_ACK);
+    wire_free(&r);
+    int64_t devices = count(f, "SELECT count(*) FROM devices WHERE node = 'node-a'");
+    assert_int_equal(count(f, "SELECT count(*) FROM nodes WHERE name = 'node-a' AND kernel LIKE 'X%'"), 1);
+
+    /* The old frame again, byte for byte: refused, the newer data stays. */
+    r = handle(f, f->key_a, old_frame, old_len);
+    assert_error(r, PCIFLEET__ERROR__CODE__CODE_REPLAYED, "not above 101");
+    assert_int_equal(r->error->seq, 100);
+    assert_int_equal(r->error->accepted_seq, 101);
+    wire_free(&r);
+    assert_int_equal(count(f, "SELECT count(*) FROM nodes WHERE name = 'node-a' AND kernel LIKE 'X%'"), 1);
+    assert_int_equal(count(f, "SELECT count(*) FROM devices WHERE node = 'node-a'"), devices);
+    /* A duplicate of the newest frame is refused too. */
+    r = handle(f, f->key_a, new_frame, new_len);
+    assert_error(r, PCIFLEET__ERROR__CODE__CODE_REPLAYED, NULL);
+    wire_free(&r);
+    /* seq 0 is not a sequence number. */
+    r = send_kind(f, f->key_a, "node-a", 'b', 0, f->inv->hash.data);
+    assert_error(r, PCIFLEET__ERROR__CODE__CODE_MALFORMED, "seq 0");
+    wire_free(&r);
+    const ingest_stats_t *st = ingest_stats(f->ig);
+    assert_int_equal(st->refused_by_code[PCIFLEET__ERROR__CODE__CODE_REPLAYED], 2);
+    assert_int_equal(st->inventories, 2);
+
+    /* A heartbeat above the floor raises it; the floor outlives a restart. */
+    r = send_kind(f, f->key_a, "node-a", 'b', 102, f->inv->hash.data);
+    assert_null(r);
+    assert_int_equal(store_flush(f->store, &err), 0);
+    assert_int_equal(count(f, "SELECT last_seq FROM nodes WHERE name = 'node-a'"), 102);
+    ingest_destroy(&f->ig);
+    store_close(&f->store);
+    char *db = xasprintf("%s/fleet.db", f->dir);
+    assert_int_equal(store_open(db, &f->store, &err), 0);
+    free(db);
+    f->ig = ingest_new(f->store, f->ks, MAX_FRAME);
+    r = handle(f, f->key_a, new_frame, new_len);
+    assert_error(r, PCIFLEET__ERROR__CODE__CODE_REPLAYED, "not above 102");
+    assert_int_equal(r->error->accepted_seq, 102);
+    wire_free(&r);
+    r = send_kind(f, f->key_a, "node-a", 'h', 103, f->inv->hash.data);
+    assert_int_equal(r->body_case, PCIFLEET__ENVELOPE__BODY_ACK);
+    wire_free(&r);
+    free(old_frame);
+    free(new_frame);
+}
+
 /* Frames the decoder refuses get its code, over-size frames are refused
  * before decoding, and a frame split over several parts is malformed. */
 static void test_bad_frames(void **state)
@@ -503,6 +571,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_unknown_key_is_pending, setup, teardown),
         cmocka_unit_test_setup_teardown(test_report_cycle, setup, teardown),
         cmocka_unit_test_setup_teardown(test_wrong_node, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_replay, setup, teardown),
         cmocka_unit_test_setup_teardown(test_bad_frames, setup, teardown),
         cmocka_unit_test_setup_teardown(test_admin_keys, setup, teardown),
         cmocka_unit_test_setup_teardown(test_admin_chunked, setup, teardown),

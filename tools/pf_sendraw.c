@@ -2,7 +2,7 @@
  * for tests (tests/e2e_fleet.sh) and for poking a controller by hand.
  *
  * usage: pf_sendraw --controller EP --controller-key FILE --key FILE
- *                   [--node NAME] [--timeout MS] [--count N] WHAT
+ *                   [--node NAME] [--timeout MS] [--count N] [--seq N] WHAT
  * WHAT is one of:
  *   --file FILE        the bytes of FILE as one frame
  *   --garbage N        N pseudo-random bytes (fixed seed: the same every run)
@@ -12,6 +12,9 @@
  *   --no-body          an envelope without a body
  *   --resend           an envelope carrying Resend, which agents do not send
  *   --two-frames       a valid Hello split over two frames (plus an extra one)
+ * --seq sets the envelope's seq (default: the wall clock in microseconds,
+ * as agents start); --count N sends the same frame N times, so every copy
+ * after the first is a replay.
  * Each reply is printed as one line: "error <code-name>: <message>",
  * "ack <seq>", "resend: <reason>", or "other <body>". Exit status: 0 a reply
  * came for every frame, 1 bad usage or local failure, 3 no reply within
@@ -30,7 +33,7 @@
 static void usage(FILE *f)
 {
     fputs("usage: pf_sendraw --controller EP --controller-key FILE --key FILE [--node NAME]\n"
-          "                  [--timeout MS] [--count N]\n"
+          "                  [--timeout MS] [--count N] [--seq N]\n"
           "                  (--file FILE | --garbage N | --hello | --heartbeat | --bad-version V |\n"
           "                   --no-body | --resend | --two-frames)\n",
           f);
@@ -54,14 +57,14 @@ static size_t read_file(const char *path, uint8_t **out)
     return len;
 }
 
-static size_t envelope(const char *node, uint32_t version, int kind, uint8_t **out)
+static size_t envelope(const char *node, uint32_t version, int kind, uint64_t seq, uint8_t **out)
 {
     Pcifleet__Envelope env = PCIFLEET__ENVELOPE__INIT;
     Pcifleet__Hello hello = PCIFLEET__HELLO__INIT;
     Pcifleet__Heartbeat hb = PCIFLEET__HEARTBEAT__INIT;
     Pcifleet__Resend resend = PCIFLEET__RESEND__INIT;
     static uint8_t zero_hash[WIRE_HASH_LEN];
-    env.seq = 1;
+    env.seq = seq;
     env.node = (char *)node;
     hello.agent_version = (char *)"pf_sendraw";
     hello.boot_id = (char *)"00000000-0000-0000-0000-000000000000";
@@ -127,11 +130,13 @@ int main(int argc, char **argv)
         {"hello", no_argument, NULL, 'h'},            {"heartbeat", no_argument, NULL, 'b'},
         {"bad-version", required_argument, NULL, 'v'}, {"no-body", no_argument, NULL, '0'},
         {"resend", no_argument, NULL, 'r'},           {"two-frames", no_argument, NULL, '2'},
-        {"help", no_argument, NULL, 'H'},             {NULL, 0, NULL, 0},
+        {"seq", required_argument, NULL, 's'},        {"help", no_argument, NULL, 'H'},
+        {NULL, 0, NULL, 0},
     };
     const char *ep = NULL, *ckey = NULL, *key = NULL, *node = "pf-sendraw", *file = NULL;
     int timeout = 3000, count = 1, what = 0;
     long garbage = 0;
+    uint64_t seq = (uint64_t)zclock_time() * 1000u;
     uint32_t version = PCIFLEET__PROTOCOL_VERSION__PROTOCOL_VERSION_CURRENT;
     int c;
     while ((c = getopt_long(argc, argv, "", opts, NULL)) != -1) {
@@ -142,6 +147,7 @@ int main(int argc, char **argv)
         case 'n': node = optarg; break;
         case 't': timeout = atoi(optarg); break;
         case 'N': count = atoi(optarg); break;
+        case 's': seq = strtoull(optarg, NULL, 10); break;
         case 'f': file = optarg; what = 'f'; break;
         case 'g': garbage = atol(optarg); what = 'g'; break;
         case 'v': version = (uint32_t)strtoul(optarg, NULL, 10); what = 'h'; break;
@@ -178,7 +184,7 @@ int main(int argc, char **argv)
             data[i] = (uint8_t)x;
         }
     } else {
-        len = envelope(node, version, what == '2' ? 'h' : what, &data);
+        len = envelope(node, version, what == '2' ? 'h' : what, seq, &data);
     }
 
     zsys_handler_set(NULL);
