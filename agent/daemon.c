@@ -9,6 +9,7 @@
 #include "inventory.h"
 #include "keys.h"
 #include "log.h"
+#include "privs.h"
 #include "report_pb.h"
 #include "root.h"
 #include "runner.h"
@@ -767,10 +768,48 @@ static int simulated_restart(agent_t *a, char **err)
     return 0;
 }
 
+/* What the policy lets the controller ask for decides what the agent keeps:
+ * reading only, file edits (simulated steps, or steps on a fixture root),
+ * or the real step commands. */
+static privs_level_t privs_level(const agent_t *a)
+{
+    bool effectful = a->vm_policy.allow_vm_edits;
+    for (int k = 1; k <= 7 && !effectful; k++) {
+        Pcifleet__SetupStep__Kind kind = (Pcifleet__SetupStep__Kind)k;
+        effectful = kind != PCIFLEET__SETUP_STEP__KIND__KIND_VERIFY &&
+                    step_allowed(a->o->allow_steps, steps_kind_name(kind));
+    }
+    if (!effectful)
+        return PRIVS_PROBE;
+    return a->runner && runner_mode(a->runner) == RUNNER_REAL ? PRIVS_TOOLS : PRIVS_EDIT;
+}
+
+static int drop_privileges(agent_t *a, char **err)
+{
+    privs_level_t level = privs_level(a);
+    bool reboot = level == PRIVS_TOOLS && a->o->allow_reboot &&
+                  step_allowed(a->o->allow_steps, steps_kind_name(PCIFLEET__SETUP_STEP__KIND__KIND_REBOOT));
+    uint64_t kept = 0;
+    char *e = NULL;
+    int rc = privs_restrict(privs_mask(level, reboot), &kept, &e);
+    if (rc < 0) {
+        *err = xasprintf("cannot drop privileges: %s", e);
+        free(e);
+        return rc;
+    }
+    buf_t names = BUF_INIT;
+    privs_describe(kept, &names);
+    log_info("privileges: kept what %s needs (%s), no_new_privs set", level == PRIVS_PROBE ? "reading the node"
+                                                                      : level == PRIVS_EDIT ? "editing its files"
+                                                                                            : "running the step commands",
+             names.p);
+    buf_free(&names);
+    return 0;
+}
+
 int agent_daemon_run(const agent_daemon_opts_t *o, char **err)
 {
     *err = NULL;
-    zsys_init(); /* installs the SIGINT/SIGTERM handler that sets zsys_interrupted */
     agent_t a;
     memset(&a, 0, sizeof(a));
     a.o = o;
@@ -789,6 +828,13 @@ int agent_daemon_run(const agent_daemon_opts_t *o, char **err)
         agent_free(&a);
         return rc;
     }
+    /* Before any thread exists (capabilities are per thread; ZeroMQ's I/O
+     * threads inherit the reduced set) and before anything is read. */
+    if ((rc = drop_privileges(&a, err)) < 0) {
+        agent_free(&a);
+        return rc;
+    }
+    zsys_init(); /* installs the SIGINT/SIGTERM handler that sets zsys_interrupted */
     a.inv = scan_node(&a, err);
     if (!a.inv) {
         agent_free(&a);

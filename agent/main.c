@@ -10,6 +10,7 @@
 #include "daemon.h"
 #include "inventory.h"
 #include "log.h"
+#include "privs.h"
 #include "runner.h"
 #include "stepmem.h"
 #include "steps.h"
@@ -20,6 +21,19 @@
 #include <string.h>
 #include <time.h>
 #include <unistd.h>
+
+/* Each command keeps only what its work needs (privs.h) before it reads
+ * the node; failing to drop is an error, never a reason to go on as is. */
+static int drop_to(const char *cmd, privs_level_t level, bool reboot)
+{
+    char *err = NULL;
+    if (privs_restrict(privs_mask(level, reboot), NULL, &err) < 0) {
+        fprintf(stderr, "pcifleet-agent %s: %s\n", cmd, err);
+        free(err);
+        return -1;
+    }
+    return 0;
+}
 
 static void usage(FILE *f)
 {
@@ -104,6 +118,10 @@ static int cmd_scan(int argc, char **argv)
         so.node = config_get(&file, "node");
     if (!so.ids_file)
         so.ids_file = config_get(&file, "pci-ids");
+    if (drop_to("scan", PRIVS_PROBE, false) < 0) {
+        config_free(&file);
+        return 1;
+    }
     inventory_t *inv = NULL;
     int rc = inventory_scan(&so, &inv, &err);
     config_free(&file);
@@ -406,6 +424,8 @@ static int cmd_plan(int argc, char **argv)
     int rc = steps_cli_parse(argc, argv, false, &o);
     if (rc >= 0)
         return rc;
+    if (drop_to("plan", PRIVS_PROBE, false) < 0)
+        return 1;
     inventory_t *inv = NULL;
     Pcifleet__SetupStep **steps = NULL;
     size_t n = 0;
@@ -506,6 +526,8 @@ static int cmd_apply(int argc, char **argv)
                 o.root);
         return 1;
     }
+    if (drop_to("apply", o.simulate ? PRIVS_EDIT : PRIVS_TOOLS, o.allow_reboot) < 0)
+        return 1;
     if (runner_new(o.simulate ? RUNNER_SIMULATE : RUNNER_REAL, o.root, &runner, &err) < 0) {
         fprintf(stderr, "pcifleet-agent apply: %s\n", err);
         free(err);

@@ -308,6 +308,21 @@ check "a key copied into agents/ is picked up" \
 note "agents join"
 mark=$(lines "$CLOG")
 for i in $(seq 0 $((N - 1))); do start_agent "$i"; done
+# An agent on a fixture root without --simulate may edit that root's files
+# (steps are allowed) but runs no commands: it keeps the edit level of
+# agent/privs.h (capability numbers from capabilities(7)) and nothing else.
+edit_mask=$(( (1 << 0) | (1 << 1) | (1 << 2) | (1 << 3) | (1 << 4) | (1 << 21) | (1 << 34) ))
+had=$((16#$(sed -n 's/^CapBnd:[[:space:]]*//p' /proc/self/status)))
+want_caps=$(printf '%016x' $((edit_mask & had)))
+agent_privs_ok() {
+    local st=/proc/${AG_PID[0]}/status
+    grep -q "privileges: kept" "$tmp/agent-${NODES[0]}.log" &&
+        [ "$(sed -n 's/^NoNewPrivs:[[:space:]]*//p' "$st")" = 1 ] &&
+        [ "$(sed -n 's/^CapEff:[[:space:]]*//p' "$st")" = "$want_caps" ] &&
+        [ "$(sed -n 's/^CapBnd:[[:space:]]*//p' "$st")" = "$want_caps" ]
+}
+check "a running agent has no_new_privs and only the capabilities its policy needs ($want_caps)" \
+    wait_for 5 agent_privs_ok
 pending_all() {
     local want=$((N - 1))
     [ "$(pf keys --json | jq '.pending | length')" = "$want" ]
