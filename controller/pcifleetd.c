@@ -15,6 +15,7 @@
  * start (database, keys, endpoints). */
 #include "admin.h"
 #include "assign.h"
+#include "ctlclock.h"
 #include "rollout.h"
 #include "buf.h"
 #include "config.h"
@@ -262,9 +263,14 @@ static int parse_options(int argc, char **argv, settings_t *set, config_t *cfg, 
     return 0;
 }
 
+/* Every time the daemon hands on (heartbeats, offline marking, rollout and
+ * assign timers) comes from one clock that a wall-clock step cannot make
+ * jump (ctlclock.h). */
+static ctlclock_t clk;
+
 static int64_t now_s(void)
 {
-    return (int64_t)time(NULL);
+    return ctlclock_now(&clk) / 1000;
 }
 
 /* ---- agents ---- */
@@ -688,6 +694,7 @@ int main(int argc, char **argv)
     mallopt(M_TRIM_THRESHOLD, 64 * 1024 * 1024);
     mallopt(M_MMAP_THRESHOLD, 8 * 1024 * 1024);
     log_init("pcifleetd", LOG_LEVEL_INFO);
+    ctlclock_start(&clk);
     daemon_t d;
     memset(&d, 0, sizeof d);
     config_t cfg = CONFIG_INIT;
