@@ -131,7 +131,7 @@ for r in 0 1 2; do
         # negative control: a copy with an acknowledged node and one device row gone
         q "$DB" ".backup '$tmp/neg.db'"
         gone=$(head -1 "$acks" | cut -d' ' -f1)
-        other=$(sed -n 2p "$acks" | cut -d' ' -f1)
+        other=$(q "$DB" "SELECT name FROM nodes WHERE device_count = $devs AND name <> '$gone' LIMIT 1")
         q "$tmp/neg.db" "DELETE FROM nodes WHERE name = '$gone';
             DELETE FROM devices WHERE node = '$other'
               AND address = (SELECT min(address) FROM devices WHERE node = '$other');"
