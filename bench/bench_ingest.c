@@ -65,9 +65,14 @@ static double now_s(void)
     return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
 }
 
+/* the controller this run started: a failing run stops it too */
+static pid_t controller_pid;
+
 static void die(const char *fmt, ...) __attribute__((format(printf, 1, 2), noreturn));
 static void die(const char *fmt, ...)
 {
+    if (controller_pid > 0)
+        kill(controller_pid, SIGTERM);
     va_list ap;
     va_start(ap, fmt);
     fputs("bench_ingest: ", stderr);
@@ -602,6 +607,7 @@ int main(int argc, char **argv)
     char *dargv[] = {o.pcifleetd, "--db", db, "--listen", listen, "--admin", admin, "--keys", keys,
                      "--log-level", "warn", "--offline-after", "3600", NULL};
     pid_t dpid = spawn(dargv, log_path);
+    controller_pid = dpid;
     printf("controller: pid %d\n", (int)dpid);
     fflush(stdout);
     double t_wait = now_s();
