@@ -40,7 +40,7 @@ done
 NODES=1200
 DEVS=(40 56 72)
 KILL_AT=(120 540 960) # Acks received before the kill, per round
-DIR= BENCH_PID=
+BENCH_PID=
 stop_bench() {
     if [ -n "$BENCH_PID" ]; then
         kill -KILL -- "-$BENCH_PID" 2>/dev/null
