@@ -16,7 +16,14 @@
  *
  * Usage: bench_ingest [--nodes N] [--devices D] [--rounds R] [--queries Q]
  *                     [--workers W] [--pcifleetd PATH] [--pcifleet PATH] [--keep DIR]
- * The programs default to the ones built next to this benchmark. */
+ *                     [--reuse] [--ack-log FILE]
+ * The programs default to the ones built next to this benchmark.
+ *
+ * For the fault tests (tests/fault_ingest_kill.sh): the controller's pid is
+ * printed first ("controller: pid N"); --ack-log FILE appends one line
+ * "NODE DEVICES SHA256HEX" per Inventory the controller acknowledged, written
+ * as the Ack arrives (one write each, so a kill of the benchmark leaves whole
+ * lines); --reuse lets --keep DIR hold the database of an earlier run. */
 #include "buf.h"
 #include "bench_fleet.h"
 #include "keys.h"
@@ -46,7 +53,8 @@
 typedef struct {
     unsigned nodes, devices, rounds, queries;
     char pcifleetd[PATH_MAX], pcifleet[PATH_MAX];
-    const char *keep;
+    const char *keep, *ack_log;
+    bool reuse;
     size_t report_bytes;
 } opts_t;
 
@@ -57,9 +65,14 @@ static double now_s(void)
     return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
 }
 
+/* the controller this run started: a failing run stops it too */
+static pid_t controller_pid;
+
 static void die(const char *fmt, ...) __attribute__((format(printf, 1, 2), noreturn));
 static void die(const char *fmt, ...)
 {
+    if (controller_pid > 0)
+        kill(controller_pid, SIGTERM);
     va_list ap;
     va_start(ap, fmt);
     fputs("bench_ingest: ", stderr);
@@ -202,10 +215,23 @@ static void send_frame(agent_t *a, uint8_t *f, size_t n)
     free(f);
 }
 
+/* One "NODE DEVICES SHA256HEX" line for an acknowledged Inventory. */
+static void log_ack(int fd, const agent_t *a, unsigned devices)
+{
+    char line[128];
+    int n = snprintf(line, sizeof line, "%s %u ", a->node, devices);
+    for (size_t i = 0; i < WIRE_HASH_LEN && n + 3 < (int)sizeof line; i++)
+        n += snprintf(line + n, sizeof line - (size_t)n, "%02x", a->hash[i]);
+    line[n++] = '\n';
+    if (write(fd, line, (size_t)n) != n)
+        die("cannot write the ack log: %s", strerror(errno));
+}
+
 /* Waits until every agent got a reply of kind body (an Ack must name seq
- * ack_seq); an Error reply ends the benchmark. Bounded by 600 s. */
+ * ack_seq); an Error reply ends the benchmark. Bounded by 600 s. Each Ack
+ * is logged to ack_fd (when >= 0) as it arrives. */
 static void await_replies(agent_t *ag, zmq_pollitem_t *items, unsigned nodes, Pcifleet__Envelope__BodyCase body,
-                          uint64_t ack_seq, const char *log_path)
+                          uint64_t ack_seq, const char *log_path, int ack_fd, unsigned devices)
 {
     for (unsigned i = 0; i < nodes; i++)
         ag[i].acked = false;
@@ -232,6 +258,8 @@ static void await_replies(agent_t *ag, zmq_pollitem_t *items, unsigned nodes, Pc
                     (body != PCIFLEET__ENVELOPE__BODY_ACK || r->ack->seq == ack_seq)) {
                     ag[i].acked = true;
                     got++;
+                    if (ack_fd >= 0 && body == PCIFLEET__ENVELOPE__BODY_ACK)
+                        log_ack(ack_fd, &ag[i], devices);
                 }
                 wire_free(&r);
             }
@@ -243,11 +271,14 @@ static void usage(FILE *f)
 {
     fputs("usage: bench_ingest [--nodes N] [--devices D] [--rounds R] [--queries Q]\n"
           "                    [--workers W] [--pcifleetd PATH] [--pcifleet PATH] [--keep DIR]\n"
+          "                    [--reuse] [--ack-log FILE]\n"
           "Drives a real pcifleetd with N simulated agents over CURVE sockets on loopback:\n"
           "full inventories of D functions, R rounds of unchanged heartbeats, then Q runs of\n"
           "`pcifleet nics --free --json`. Defaults: 10000 nodes, 64 devices, 5 rounds, 200 queries.\n"
           "The agents are spread over W worker processes (default: as few as the descriptor\n"
-          "limit allows, at least 2). --keep DIR works in the new directory DIR and keeps it.\n",
+          "limit allows, at least 2). --keep DIR works in the new directory DIR and keeps it;\n"
+          "with --reuse DIR may hold an earlier run's database. --ack-log FILE appends\n"
+          "\"NODE DEVICES SHA256HEX\" for each acknowledged inventory as its Ack arrives.\n",
           f);
 }
 
@@ -290,8 +321,9 @@ typedef struct {
     uint8_t **inv_frame;
     size_t *inv_len;
     zmq_pollitem_t *items;
-    unsigned rounds;
+    unsigned rounds, devices;
     const char *log_path;
+    int ack_fd;
 } slice_t;
 
 static void worker_hellos(slice_t *w)
@@ -311,7 +343,7 @@ static void worker_hellos(slice_t *w)
         size_t n = encode_env(a, &env, &f);
         send_frame(a, f, n);
     }
-    await_replies(w->ag, w->items, w->n, PCIFLEET__ENVELOPE__BODY_RESEND, 0, w->log_path);
+    await_replies(w->ag, w->items, w->n, PCIFLEET__ENVELOPE__BODY_RESEND, 0, w->log_path, -1, 0);
 }
 
 static void worker_inventories(slice_t *w)
@@ -321,7 +353,7 @@ static void worker_inventories(slice_t *w)
         send_frame(&w->ag[i], w->inv_frame[i], w->inv_len[i]);
         w->inv_frame[i] = NULL;
     }
-    await_replies(w->ag, w->items, w->n, PCIFLEET__ENVELOPE__BODY_ACK, 2, w->log_path);
+    await_replies(w->ag, w->items, w->n, PCIFLEET__ENVELOPE__BODY_ACK, 2, w->log_path, w->ack_fd, w->devices);
 }
 
 static void worker_heartbeats(slice_t *w)
@@ -458,7 +490,7 @@ int main(int argc, char **argv)
     static const struct option lo[] = {{"nodes", 1, 0, 'n'},     {"devices", 1, 0, 'd'},  {"rounds", 1, 0, 'r'},
                                        {"queries", 1, 0, 'q'},   {"pcifleetd", 1, 0, 'D'}, {"pcifleet", 1, 0, 'C'},
                                        {"keep", 1, 0, 'k'},      {"workers", 1, 0, 'w'},   {"help", 0, 0, 'h'},
-                                       {0, 0, 0, 0}};
+                                       {"reuse", 0, 0, 'R'},     {"ack-log", 1, 0, 'A'},   {0, 0, 0, 0}};
     int c;
     while ((c = getopt_long(argc, argv, "h", lo, NULL)) != -1) {
         switch (c) {
@@ -470,6 +502,8 @@ int main(int argc, char **argv)
         case 'D': snprintf(o.pcifleetd, sizeof o.pcifleetd, "%s", optarg); break;
         case 'C': snprintf(o.pcifleet, sizeof o.pcifleet, "%s", optarg); break;
         case 'k': o.keep = optarg; break;
+        case 'R': o.reuse = true; break;
+        case 'A': o.ack_log = optarg; break;
         case 'h': usage(stdout); return 0;
         default: usage(stderr); return 2;
         }
@@ -514,8 +548,13 @@ int main(int argc, char **argv)
     snprintf(db, sizeof db, "%s/fleet.db", dir);
     snprintf(admin, sizeof admin, "ipc://%s/admin.sock", dir);
     snprintf(log_path, sizeof log_path, "%s/pcifleetd.log", dir);
-    if (access(db, F_OK) == 0)
-        die("%s already holds a database; --keep wants a new directory", dir);
+    if (o.reuse && !o.keep)
+        die("--reuse wants --keep DIR");
+    if (!o.reuse && access(db, F_OK) == 0)
+        die("%s already holds a database; --keep wants a new directory (or --reuse)", dir);
+    int ack_fd = -1;
+    if (o.ack_log && (ack_fd = open(o.ack_log, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0600)) < 0)
+        die("cannot open %s: %s", o.ack_log, strerror(errno));
     char *err = NULL;
     char *ckey = xasprintf("%s/controller.key", keys);
     if (access(ckey, R_OK) != 0 && keys_generate(keys, "controller", &err) != 0)
@@ -568,13 +607,17 @@ int main(int argc, char **argv)
     char *dargv[] = {o.pcifleetd, "--db", db, "--listen", listen, "--admin", admin, "--keys", keys,
                      "--log-level", "warn", "--offline-after", "3600", NULL};
     pid_t dpid = spawn(dargv, log_path);
+    controller_pid = dpid;
+    printf("controller: pid %d\n", (int)dpid);
+    fflush(stdout);
     double t_wait = now_s();
-    while (status_field(&o, admin, "accepted_keys") != (long long)o.nodes) {
+    while (status_field(&o, admin, "accepted_keys") < (long long)o.nodes) {
         int st;
         if (waitpid(dpid, &st, WNOHANG) == dpid)
             die("pcifleetd exited; see %s", log_path);
         if (now_s() - t_wait > 60)
-            die("pcifleetd did not answer with %u accepted keys within 60 s; see %s", o.nodes, log_path);
+            die("pcifleetd did not answer with %u accepted keys (or more, with --reuse) within 60 s; see %s",
+                o.nodes, log_path);
         usleep(50 * 1000);
     }
 
@@ -591,7 +634,8 @@ int main(int argc, char **argv)
         if (pid == 0) {
             close(cp[1]);
             close(dp[0]);
-            slice_t w = {.ag = ag + first, .n = last - first, .rounds = o.rounds, .log_path = log_path};
+            slice_t w = {.ag = ag + first, .n = last - first, .rounds = o.rounds, .devices = o.devices,
+                         .log_path = log_path, .ack_fd = ack_fd};
             w.inv_frame = xcalloc(w.n, sizeof *w.inv_frame);
             w.inv_len = xcalloc(w.n, sizeof *w.inv_len);
             worker_main(&w, first, o.devices, listen, server_pub, pub, sec, cp[0], dp[1]);
@@ -682,6 +726,8 @@ int main(int argc, char **argv)
     kill(dpid, SIGTERM);
     waitpid(dpid, &st, 0);
     free(ag);
+    if (ack_fd >= 0)
+        close(ack_fd);
     if (!o.keep) {
         char cmd[PATH_MAX + 16];
         snprintf(cmd, sizeof cmd, "rm -rf '%s'", dir);
