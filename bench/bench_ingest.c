@@ -188,6 +188,11 @@ static int cmp_double(const void *a, const void *b)
 
 /* ---- the simulated agents ---- */
 
+/* Agents' seqs start here, as real agents start from the wall clock in
+ * microseconds: the controller refuses a seq not above the last one it
+ * accepted from a node, and --reuse meets nodes an earlier run reported. */
+static uint64_t seq_base;
+
 typedef struct {
     void *sock;
     char node[32];
@@ -339,7 +344,7 @@ static void worker_hellos(slice_t *w)
         env.body_case = PCIFLEET__ENVELOPE__BODY_HELLO;
         env.hello = &h;
         uint8_t *f;
-        a->seq = 0;
+        a->seq = seq_base;
         size_t n = encode_env(a, &env, &f);
         send_frame(a, f, n);
     }
@@ -349,11 +354,12 @@ static void worker_hellos(slice_t *w)
 static void worker_inventories(slice_t *w)
 {
     for (unsigned i = 0; i < w->n; i++) {
-        w->ag[i].seq = 2;
+        w->ag[i].seq = seq_base + 2;
         send_frame(&w->ag[i], w->inv_frame[i], w->inv_len[i]);
         w->inv_frame[i] = NULL;
     }
-    await_replies(w->ag, w->items, w->n, PCIFLEET__ENVELOPE__BODY_ACK, 2, w->log_path, w->ack_fd, w->devices);
+    await_replies(w->ag, w->items, w->n, PCIFLEET__ENVELOPE__BODY_ACK, seq_base + 2, w->log_path, w->ack_fd,
+                  w->devices);
 }
 
 static void worker_heartbeats(slice_t *w)
@@ -404,7 +410,7 @@ static void build_frames(slice_t *w, unsigned first, unsigned devices)
         Pcifleet__Envelope env = PCIFLEET__ENVELOPE__INIT;
         env.body_case = PCIFLEET__ENVELOPE__BODY_INVENTORY;
         env.inventory = pi;
-        a->seq = 1; /* seq 1 is the Hello */
+        a->seq = seq_base + 1; /* seq_base + 1 is the Hello */
         w->inv_len[i] = encode_env(a, &env, &w->inv_frame[i]);
         ib_free(&b);
     }
@@ -485,6 +491,7 @@ int main(int argc, char **argv)
 {
     opts_t o = {.nodes = 10000, .devices = 64, .rounds = 5, .queries = 200};
     unsigned workers = 0;
+    seq_base = (uint64_t)zclock_time() * 1000u;
     beside_self(o.pcifleetd, "pcifleetd");
     beside_self(o.pcifleet, "pcifleet");
     static const struct option lo[] = {{"nodes", 1, 0, 'n'},     {"devices", 1, 0, 'd'},  {"rounds", 1, 0, 'r'},
