@@ -91,6 +91,8 @@ static bool target_ok(const char *target, size_t len, size_t depth)
         } else if (n > 0 && !(n == 1 && p[0] == '.')) {
             leading = false;
         }
+        if (e == end)
+            break;
         p = e + 1;
     }
     return true;
