@@ -114,11 +114,48 @@ static void test_odd_tree(void **state)
     free(r);
 }
 
+/* Only the kernel's own spelling of a group number names a group: "07" and
+ * "+7" are not group 7 (fuzz_sysfs found that a second folder for one id
+ * read the first one's files and leaked its type). */
+static void test_group_names_canonical(void **state)
+{
+    (void)state;
+    char *r = tu_tmpdir();
+    tu_write(r, "sys/kernel/iommu_groups/7/type", "DMA\n");
+    member(r, 7, "0000:00:02.0");
+    tu_write(r, "sys/kernel/iommu_groups/07/type", "identity\n");
+    tu_write(r, "sys/kernel/iommu_groups/07/devices/0000:00:03.0", "");
+    tu_write(r, "sys/kernel/iommu_groups/+7/type", "identity\n");
+    tu_write(r, "sys/kernel/iommu_groups/99999999999999999999/type", "DMA\n");
+    tu_write(r, "sys/kernel/iommu_groups/99999999999999999998/type", "DMA\n");
+    pci_devs_t devs = PCI_DEVS_INIT;
+    root_t *root;
+    assert_int_equal(root_new(r, &root), 0);
+    iommu_groups_t g = IOMMU_GROUPS_INIT;
+    errs_t e = ERRS_INIT;
+    groups_probe(root, &devs, &g, &e);
+    assert_int_equal(g.n, 1);
+    assert_int_equal(g.v[0].id, 7);
+    assert_string_equal(g.v[0].type, "DMA");
+    assert_int_equal(g.v[0].n_members, 1);
+    assert_string_equal(g.v[0].members[0].address, "0000:00:02.0");
+    /* "+7", "07" and both out-of-range names, each skipped with a reason */
+    assert_int_equal(e.n, 4);
+    for (size_t i = 0; i < e.n; i++)
+        assert_non_null(strstr(e.v[i].what, "is not a group number"));
+    groups_free(&g);
+    errs_free(&e);
+    root_destroy(&root);
+    tu_rm_rf(r);
+    free(r);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_group_analysis),
         cmocka_unit_test(test_odd_tree),
+        cmocka_unit_test(test_group_names_canonical),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -2,6 +2,8 @@
 
 #include "buf.h"
 
+#include <ctype.h>
+#include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -32,11 +34,21 @@ static void member_add(iommu_group_t *grp, const char *address)
     snprintf(m->address, sizeof(m->address), "%s", address);
 }
 
+/* A group folder's name as the kernel writes it (%d): digits only, no
+ * leading zero, no sign or space, in range. Anything looser would let two
+ * folders ("7", "07", "+7", or two numbers past LONG_MAX) name one group,
+ * and the second would read the first's files and overwrite its type. */
 static bool parse_group_id(const char *s, long *id)
 {
+    if (s[0] == '\0' || (s[0] == '0' && s[1] != '\0'))
+        return false;
+    for (const char *p = s; *p; p++)
+        if (!isdigit((unsigned char)*p))
+            return false;
     char *end;
+    errno = 0;
     long v = strtol(s, &end, 10);
-    if (end == s || *end || v < 0)
+    if (errno != 0 || *end)
         return false;
     *id = v;
     return true;
