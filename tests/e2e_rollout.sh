@@ -99,8 +99,22 @@ check "batch 1: n1 is in progress, n2 waits" \
 
 # SIGKILL of the controller while n1 is on its way, then a restart
 wait_for 30 bash -c '[ "$("$0" --json rollout status 1 | jq -r ".nodes[0].step")" -ge 2 ]' "$PF"
+status >"$tmp/before-kill.json" # the last state the controller answered with
 kill -KILL "$CTL"
 wait "$CTL" 2>/dev/null
+# With no controller running: the database is whole, and holds the rollout
+# at least as far as the controller last said (each node's state settled or
+# its step index not behind; a step may have been answered since).
+check "after SIGKILL mid-rollout: PRAGMA integrity_check is ok" \
+    bash -c '[ "$(sqlite3 "$0" "PRAGMA integrity_check")" = ok ]' "$tmp/fleet.db"
+sqlite3 -json "$tmp/fleet.db" "SELECT node, state, step FROM rollout_nodes WHERE rollout = $id ORDER BY node" \
+    >"$tmp/after-kill.json"
+check "after SIGKILL mid-rollout: every node's stored step is at least the last one reported" \
+    jq -e --slurpfile before "$tmp/before-kill.json" '
+        (map({(.node): .}) | add) as $db
+        | $before[0].nodes | length > 0 and all(.[]; $db[.node] != null and
+            ($db[.node].step >= .step) and (if (.state | IN("skipped", "refused", "done", "failed"))
+                                             then $db[.node].state == .state else true end))' "$tmp/after-kill.json"
 start_controller
 check "the controller restarts after SIGKILL mid-rollout" [ $? = 0 ]
 kill -HUP "$CTL" 2>/dev/null
