@@ -69,6 +69,9 @@ void buf_reserve(buf_t *b, size_t extra)
     }
     b->p = xrealloc(b->p, cap);
     b->cap = cap;
+    /* p is a string at every moment, also right after the first reserve:
+     * a file read as empty is "" (fuzz_sysfs found one read past its end). */
+    b->p[b->len] = '\0';
 }
 
 void buf_append(buf_t *b, const void *data, size_t n)

@@ -1,6 +1,6 @@
 /* A broken host tree gives a report with errors, never a crash or an exit
  * from inside libpci: missing sysfs files, garbage config space, a dangling
- * link, a truncated VM config, a 1 GB file. Each damage must show up in
+ * link, a truncated VM config, a 1 GB file, empty files. Each damage must show up in
  * errors[] naming the path, and everything else must still be reported. */
 #include "testutil.h"
 
@@ -54,10 +54,19 @@ static void test_damaged_tree(void **state)
     assert_int_equal(system(cmd), 0);
     free(cmd);
 
+    /* 7: empty IOMMU group type files (the type is then unknown, not
+     * whatever the read buffer held: found by fuzz_sysfs) */
+    cmd = xasprintf("for t in '%s'/sys/kernel/iommu_groups/*/type; do : > \"$t\"; done", dir);
+    assert_int_equal(system(cmd), 0);
+    free(cmd);
+
     scan_opts_t o = {dir, NULL, NULL};
     inventory_t *inv = NULL;
     char *err = NULL;
     assert_int_equal(inventory_scan(&o, &inv, &err), 0);
+    assert_true(inv->groups.n > 0);
+    for (size_t i = 0; i < inv->groups.n; i++)
+        assert_null(inv->groups.v[i].type);
     assert_true(error_at(inv, "0000:03:00.0/vendor"));
     assert_true(error_at(inv, "/proc/cmdline"));
     assert_true(error_at(inv, "/etc/pve/qemu-server/101.conf"));
