@@ -40,23 +40,29 @@
 
 /* ---- UTF-8 ---- */
 
-bool wire_utf8_valid(const char *str, size_t n)
+static inline bool utf8_scan(const char *str, size_t n, bool no_nul)
 {
     const unsigned char *s = (const unsigned char *)str;
     size_t i = 0;
     while (i < n) {
-        /* ASCII eight bytes at a time: admin replies are megabytes of it */
+        /* ASCII eight bytes at a time: admin replies are megabytes of it.
+         * With no byte >= 0x80 in w, a byte is zero exactly when
+         * subtracting one from it borrows into its top bit. */
         while (n - i >= 8) {
             uint64_t w;
             memcpy(&w, s + i, 8);
             if (w & UINT64_C(0x8080808080808080))
                 break;
+            if (no_nul && ((w - UINT64_C(0x0101010101010101)) & UINT64_C(0x8080808080808080)))
+                return false;
             i += 8;
         }
         if (i == n)
             break;
         unsigned char c = s[i];
         if (c < 0x80) {
+            if (c == 0 && no_nul)
+                return false;
             i++;
             continue;
         }
@@ -90,6 +96,16 @@ bool wire_utf8_valid(const char *str, size_t n)
         i += need + 1;
     }
     return true;
+}
+
+bool wire_utf8_valid(const char *s, size_t n)
+{
+    return utf8_scan(s, n, false);
+}
+
+bool wire_text_valid(const char *s, size_t n)
+{
+    return utf8_scan(s, n, true);
 }
 
 /* ---- the arena an Envelope is unpacked into ---- */

@@ -98,6 +98,8 @@ const char *wire_body_name(const Pcifleet__Envelope *env);
 /* True when s[0..n) is well-formed UTF-8 (no overlongs, surrogates or code
  * points past U+10FFFF). */
 bool wire_utf8_valid(const char *s, size_t n);
+/* UTF-8 without NUL bytes, in one pass. */
+bool wire_text_valid(const char *s, size_t n);
 /* A malloc'd copy of s fit for a protobuf string: bytes that are not UTF-8
  * become U+FFFD and the copy is cut (at a character boundary) to at most max
  * bytes. s NULL gives "". */

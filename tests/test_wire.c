@@ -577,6 +577,22 @@ static void test_text(void **state)
     assert_false(wire_utf8_valid("\xed\xa0\x80", 3));     /* surrogate */
     assert_false(wire_utf8_valid("\xf4\x90\x80\x80", 4)); /* past U+10FFFF */
     assert_false(wire_utf8_valid("\xe2\x82", 2));         /* cut */
+    /* wire_text_valid: the same, and a NUL anywhere is refused, in the
+     * eight-byte path and around it; 0x01 bytes (a borrow's neighbour) pass */
+    char t[40];
+    for (size_t n = 1; n <= sizeof t; n++)
+        for (size_t z = 0; z <= n; z++) {
+            memset(t, 'x', sizeof t);
+            t[(z + 3) % n] = '\x01';
+            if (z < n)
+                t[z] = '\0';
+            if (wire_text_valid(t, n) != (z == n))
+                fail_msg("wire_text_valid, %zu bytes, NUL at %zu: wrong answer", n, z);
+        }
+    assert_true(wire_text_valid("0123456789abcdef\xc3\xbc", 18));
+    assert_false(wire_text_valid("0123456789abcdef\xc3\xbc\0", 19));
+    assert_false(wire_text_valid("0123456789abcdef\xff", 17));
+    assert_true(wire_utf8_valid("ab\0cd", 5)); /* NUL is UTF-8; only text refuses it */
     char *s = wire_text_dup("a\xff" "b\xe2\x82\xac", 100);
     assert_string_equal(s, "a\xEF\xBF\xBD" "b\xe2\x82\xac");
     free(s);
