@@ -39,15 +39,8 @@ AK=$tmp/agent-keys
 export PCIFLEET_ADMIN=ipc://$tmp/admin.sock
 pf() { "$PF" --timeout 20 "$@"; }
 
-"$PFD" --db "$tmp/fleet.db" --listen "tcp://127.0.0.1:$PORT" --admin "$PCIFLEET_ADMIN" --keys "$KEYS" \
-    >"$tmp/controller.log" 2>&1 &
-PIDS+=($!)
-wait_for 15 pf status || { echo "e2e_claims: the controller did not start"; cat "$tmp/controller.log"; exit 1; }
-for n in pve1 pve2 pve3; do
-    pf keygen --dir "$AK" "$n" >/dev/null
-    cp "$AK/$n.key" "$KEYS/agents/$n.key"
-done
-kill -HUP "${PIDS[0]}" # re-read the accepted keys now
+e2e_controller || exit 1
+e2e_accept pve1 pve2 pve3
 for n in pve1 pve2 pve3; do
     "$AGENT" run --controller "tcp://127.0.0.1:$PORT" --controller-key "$KEYS/controller.key" \
         --key "$AK/$n.key_secret" --node "$n" --root "$tmp/$n" --interval 0.5 >"$tmp/agent-$n.log" 2>&1 &

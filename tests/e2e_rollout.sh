@@ -60,19 +60,8 @@ KEYS=$tmp/keys
 AK=$tmp/agent-keys
 export PCIFLEET_ADMIN=ipc://$tmp/admin.sock
 pf() { "$PF" --timeout 20 "$@"; }
-start_controller() {
-    "$PFD" --db "$tmp/fleet.db" --listen "tcp://127.0.0.1:$PORT" --admin "$PCIFLEET_ADMIN" --keys "$KEYS" \
-        --offline-after 60 >>"$tmp/controller.log" 2>&1 &
-    CTL=$!
-    wait_for 15 pf status
-}
-start_controller || { echo "e2e_rollout: the controller did not start"; cat "$tmp/controller.log"; exit 1; }
-mkdir -p "$KEYS/agents"
-for n in "${NODES[@]}"; do
-    pf keygen --dir "$AK" "$n" >/dev/null
-    cp "$AK/$n.key" "$KEYS/agents/$n.key"
-done
-kill -HUP "$CTL"
+e2e_controller --offline-after 60 || exit 1
+e2e_accept "${NODES[@]}"
 for n in "${NODES[@]}"; do
     "$AGENT" run --controller "tcp://127.0.0.1:$PORT" --controller-key "$KEYS/controller.key" \
         --key "$AK/$n.key_secret" --node "$n" --root "$tmp/$n" --interval 0.5 --simulate --allow-reboot \
@@ -115,9 +104,8 @@ check "after SIGKILL mid-rollout: every node's stored step is at least the last 
         | $before[0].nodes | length > 0 and all(.[]; $db[.node] != null and
             ($db[.node].step >= .step) and (if (.state | IN("skipped", "refused", "done", "failed"))
                                              then $db[.node].state == .state else true end))' "$tmp/after-kill.json"
-start_controller
+e2e_controller --offline-after 60
 check "the controller restarts after SIGKILL mid-rollout" [ $? = 0 ]
-kill -HUP "$CTL" 2>/dev/null
 
 done_or_halted() { status | jq -e '.state == "halted" or .state == "done"'; }
 wait_for 150 done_or_halted
@@ -153,9 +141,7 @@ check "a halted rollout cannot be resumed (exit 1)" [ $? = 1 ]
 
 # ---- an agent whose policy allows fewer steps: refused, with the reason, nothing changed
 cp -a "$FIX/intel-grub-vtd-off" "$tmp/n7-limited"
-pf keygen --dir "$AK" n7-limited >/dev/null
-cp "$AK/n7-limited.key" "$KEYS/agents/n7-limited.key"
-kill -HUP "$CTL"
+e2e_accept n7-limited
 "$AGENT" run --controller "tcp://127.0.0.1:$PORT" --controller-key "$KEYS/controller.key" \
     --key "$AK/n7-limited.key_secret" --node n7-limited --root "$tmp/n7-limited" --interval 0.5 --simulate \
     --allow-reboot --allow-steps verify,reboot >"$tmp/agent-n7-limited.log" 2>&1 &

@@ -44,10 +44,7 @@ AK=$tmp/agent-keys
 export PCIFLEET_ADMIN=ipc://$tmp/admin.sock
 pf() { "$PF" --timeout 10 "$@"; }
 
-"$PFD" --db "$tmp/fleet.db" --listen "tcp://127.0.0.1:$PORT" --admin "$PCIFLEET_ADMIN" --keys "$KEYS" \
-    >"$tmp/controller.log" 2>&1 &
-PIDS+=($!)
-wait_for 15 pf status || { echo "e2e_vm_edit: the controller did not start"; cat "$tmp/controller.log"; exit 1; }
+e2e_controller || exit 1
 
 out=$("$AGENT" run --controller "tcp://127.0.0.1:$PORT" --controller-key "$KEYS/controller.key" \
     --key /nonexistent.key_secret --root / --simulate 2>&1)
@@ -58,16 +55,15 @@ check "run --simulate on the live root does not start (exit 2, says why)" \
 start_agent() { # node extra-options...
     local node=$1
     shift
-    [ -f "$AK/$node.key" ] || pf keygen --dir "$AK" "$node" >/dev/null
-    cp "$AK/$node.key" "$KEYS/agents/$node.key"
+    e2e_accept "$node"
     "$AGENT" run --controller "tcp://127.0.0.1:$PORT" --controller-key "$KEYS/controller.key" \
         --key "$AK/$node.key_secret" --node "$node" --root "$tmp/$node" --interval 0.5 "$@" \
         >>"$tmp/agent-$node.log" 2>&1 &
     AGENT_PID=$!
     PIDS+=($AGENT_PID)
 }
-mkdir -p "$KEYS/agents"
 start_agent $A --simulate
+PID_A=$AGENT_PID
 start_agent $B
 check "both agents report" wait_for 20 bash -c 'for n in "$@"; do "$0" --timeout 5 --json nodes |
     jq -e --arg n "$n" "any(.[]; .name == \$n and .online == true)" || exit 1; done' "$PF" $A $B
@@ -117,8 +113,8 @@ check "the claim was rolled back: $ADDR_B is free again" \
     "$PF" $B "$ADDR_B"
 
 # ---- A again with --no-vm-edits: refused
-kill -TERM "${PIDS[1]}"
-wait "${PIDS[1]}" 2>/dev/null
+kill -TERM "$PID_A"
+wait "$PID_A" 2>/dev/null
 mv "$tmp/agent-$A.log" "$tmp/agent-$A.1.log"
 start_agent $A --simulate --no-vm-edits
 # Online alone could still be the old connection's: wait for the new

@@ -42,19 +42,11 @@ pf() { "$PF" --timeout 20 "$@"; }
 FTFILE=$tmp/faketime
 echo "+0" >"$FTFILE"
 # A sanitizer build must not object to the preload coming first.
-env LD_PRELOAD="$FTLIB" FAKETIME_TIMESTAMP_FILE="$FTFILE" FAKETIME_NO_CACHE=1 FAKETIME_DONT_FAKE_MONOTONIC=1 \
-    ASAN_OPTIONS="${ASAN_OPTIONS:+$ASAN_OPTIONS:}verify_asan_link_order=0" \
-    "$PFD" --db "$tmp/fleet.db" --listen "tcp://127.0.0.1:$PORT" --admin "$PCIFLEET_ADMIN" --keys "$KEYS" \
-    --offline-after $OFFLINE_AFTER >"$tmp/controller.log" 2>&1 &
-CTL=$!
-PIDS+=($CTL)
-wait_for 15 pf status || { echo "fault_clock_jump: the controller did not start"; cat "$tmp/controller.log"; exit 1; }
+E2E_WRAP=(env LD_PRELOAD="$FTLIB" FAKETIME_TIMESTAMP_FILE="$FTFILE" FAKETIME_NO_CACHE=1
+          FAKETIME_DONT_FAKE_MONOTONIC=1 ASAN_OPTIONS="${ASAN_OPTIONS:+$ASAN_OPTIONS:}verify_asan_link_order=0")
+e2e_controller --offline-after $OFFLINE_AFTER || exit 1
 declare -A APID
-for n in c1 c2 c3; do
-    pf keygen --dir "$AK" "$n" >/dev/null
-    cp "$AK/$n.key" "$KEYS/agents/$n.key"
-done
-kill -HUP $CTL
+e2e_accept c1 c2 c3
 for n in c1 c2 c3; do
     "$AGENT" run --controller "tcp://127.0.0.1:$PORT" --controller-key "$KEYS/controller.key" \
         --key "$AK/$n.key_secret" --node "$n" --root "$tmp/$n" --interval 0.5 >"$tmp/agent-$n.log" 2>&1 &

@@ -61,13 +61,8 @@ KEYS=$tmp/keys
 AK=$tmp/agent-keys
 export PCIFLEET_ADMIN=ipc://$tmp/admin.sock
 pf() { "$PF" --timeout 10 "$@"; }
-"$PFD" --db "$tmp/fleet.db" --listen "tcp://127.0.0.1:$PORT" --admin "$PCIFLEET_ADMIN" --keys "$KEYS" \
-    >"$tmp/controller.log" 2>&1 &
-PIDS+=($!)
-wait_for 15 pf status || { echo "fault_disk_full: the controller did not start"; cat "$tmp/controller.log"; exit 1; }
-mkdir -p "$KEYS/agents"
-pf keygen --dir "$AK" "$A" >/dev/null
-cp "$AK/$A.key" "$KEYS/agents/$A.key"
+e2e_controller || exit 1
+e2e_accept "$A"
 "$AGENT" run --controller "tcp://127.0.0.1:$PORT" --controller-key "$KEYS/controller.key" \
     --key "$AK/$A.key_secret" --node "$A" --root "$tmp/$A" --interval 0.5 --simulate \
     >>"$tmp/agent.log" 2>&1 &

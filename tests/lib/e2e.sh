@@ -7,6 +7,13 @@
 # and print results; wait_for SECONDS CMD... retries CMD every 0.2 s until it
 # succeeds or the deadline passes; e2e_free_port sets PORT to a loopback port
 # nobody listens on; e2e_finish prints the tally and fails on any failure.
+#
+# e2e_controller [PCIFLEETD-OPTION...] starts $PFD on $tmp/fleet.db, listening
+# on tcp://127.0.0.1:$PORT, admin $PCIFLEET_ADMIN, keys $KEYS (log appended to
+# $tmp/controller.log; E2E_WRAP, an array, goes in front of the command), sets
+# CTL and waits up to 15 s for it to answer; returns 1, log shown, if not.
+# e2e_accept NODE... makes each node's key pair in $AK (unless there), puts
+# the public key into $KEYS/agents/ and has the controller re-read them.
 pass=0
 fail=0
 declare -a PIDS=()
@@ -54,6 +61,27 @@ e2e_free_port() {
         PORT=$((20000 + RANDOM % 40000))
         (exec 3<>"/dev/tcp/127.0.0.1/$PORT") 2>/dev/null || return 0
     done
+}
+
+declare -a E2E_WRAP=()
+e2e_controller() {
+    "${E2E_WRAP[@]}" "$PFD" --db "$tmp/fleet.db" --listen "tcp://127.0.0.1:$PORT" --admin "$PCIFLEET_ADMIN" \
+        --keys "$KEYS" "$@" >>"$tmp/controller.log" 2>&1 &
+    CTL=$!
+    wait_for 15 "$PF" --timeout 20 status && return 0
+    echo "# the controller did not start:"
+    sed 's/^/#   /' "$tmp/controller.log"
+    return 1
+}
+
+e2e_accept() {
+    local n
+    mkdir -p "$KEYS/agents"
+    for n in "$@"; do
+        [ -f "$AK/$n.key" ] || "$PF" keygen --dir "$AK" "$n" >/dev/null || { echo "# keygen $n failed"; exit 1; }
+        cp "$AK/$n.key" "$KEYS/agents/$n.key"
+    done
+    kill -HUP "$CTL"
 }
 
 e2e_finish() {
