@@ -69,11 +69,10 @@ static sqlite3_stmt *prep(plan_t *p, const char *sql)
     return st;
 }
 
-/* The free-device conditions, for a device row d on another node. */
+/* The free-device conditions, for a device row d on another node n. */
 #define FREE_ON_TARGET                                                                                        \
-    " JOIN nodes n ON n.name = d.node AND n.online = 1"                                                       \
-    " JOIN iommu i ON i.node = d.node AND i.verdict = 'ready'"                                                \
-    " WHERE d.node <> ?1 AND d.bridge = 0 AND d.assignable_alone = 1"                                         \
+    " CROSS JOIN iommu i ON i.node = d.node AND i.verdict = 'ready'"                                          \
+    " WHERE n.online = 1 AND d.node <> ?1 AND d.bridge = 0 AND d.assignable_alone = 1"                         \
     " AND NOT EXISTS (SELECT 1 FROM vm_passthrough p WHERE p.node = d.node AND p.address = d.address)"        \
     " AND NOT EXISTS (SELECT 1 FROM claims k WHERE k.node = d.node AND k.address = d.address)"                \
     " AND NOT EXISTS (SELECT 1 FROM nics c WHERE c.node = d.node AND c.address = d.address AND c.management = 1)" \
@@ -103,22 +102,25 @@ static void cand_add(need_t *n, const char *node, const char *address)
 
 /* The candidate queries of a need: for a device, the same model (and for
  * a NIC the same PCIe link); for a mapping, that mapping's devices. The
- * fleet-wide one streams in index order (devices_model holds node and
- * address after the model), so a drain reads only as far as it needs. */
+ * fleet-wide one streams node by node in name order, one seek per node in
+ * devices_node_model (node, then model; migration 0005), so a drain reads
+ * only as far as it needs. CROSS JOIN keeps that order: SQLite would
+ * otherwise start from the smaller iommu table and sort the whole answer. */
 #define DEVICE_CANDS                                                                                          \
-    "SELECT d.node, d.address FROM devices s JOIN devices d ON d.vendor_id = s.vendor_id AND"                 \
-    " d.device_id = s.device_id" FREE_ON_TARGET " AND s.node = ?1 AND s.address = ?2"                         \
+    "SELECT d.node, d.address FROM devices s CROSS JOIN nodes n"                                              \
+    " CROSS JOIN devices d INDEXED BY devices_node_model ON d.node = n.name AND d.vendor_id = s.vendor_id"    \
+    " AND d.device_id = s.device_id" FREE_ON_TARGET " AND s.node = ?1 AND s.address = ?2"                     \
     " AND (NOT EXISTS (SELECT 1 FROM nics c WHERE c.node = s.node AND c.address = s.address)"                 \
     "      OR (d.link_speed IS s.link_speed AND d.link_width IS s.link_width))"
 #define MAPPING_CANDS                                                                                         \
     "SELECT d.node, d.address FROM mappings m JOIN devices d ON d.node = m.node AND d.address = m.address"     \
-    FREE_ON_TARGET " AND m.name = ?2"
+    " JOIN nodes n ON n.name = d.node" FREE_ON_TARGET " AND m.name = ?2"
 
 static void need_prepare(plan_t *p, const char *node, need_t *n)
 {
     const char *base = n->mapping ? MAPPING_CANDS : DEVICE_CANDS;
-    char *one = xasprintf("%s AND d.node = ?3 ORDER BY d.address", base);
-    char *all = xasprintf("%s ORDER BY d.node, %s", base, n->mapping ? "m.pos" : "d.address");
+    char *one = xasprintf("%s AND n.name = ?3 AND d.node = ?3 ORDER BY d.address", base);
+    char *all = xasprintf("%s ORDER BY n.name, %s", base, n->mapping ? "m.pos" : "d.address");
     n->on_node = prep(p, one);
     n->fleet = prep(p, all);
     free(one);
