@@ -214,20 +214,33 @@ static int cmd_status(admin_ctx_t *ctx, bool json, int64_t now, buf_t *out)
 /* ---- dispatch ---- */
 
 static size_t handle(admin_ctx_t *ctx, const uint8_t *buf, size_t len, int64_t now, uint8_t **reply, buf_t *body,
-                     void *token, bool *deferred);
+                     blob_t **kept, void *token, bool *deferred);
 
 size_t admin_handle(admin_ctx_t *ctx, const uint8_t *buf, size_t len, int64_t now, uint8_t **reply)
 {
     bool deferred = false;
-    return handle(ctx, buf, len, now, reply, NULL, NULL, &deferred);
+    return handle(ctx, buf, len, now, reply, NULL, NULL, NULL, &deferred);
 }
 
 size_t admin_handle_chunked(admin_ctx_t *ctx, const uint8_t *buf, size_t len, int64_t now, uint8_t **reply,
-                            buf_t *body, void *token, bool *deferred)
+                            buf_t *body, blob_t **kept, void *token, bool *deferred)
 {
     buf_reset(body);
+    *kept = NULL;
     *deferred = false;
-    return handle(ctx, buf, len, now, reply, body, token, deferred);
+    return handle(ctx, buf, len, now, reply, body, kept, token, deferred);
+}
+
+/* The reply that announces a body of len bytes in chunks (pcifleet.proto). */
+static size_t pack_announce(const char *p, size_t len, uint8_t **reply)
+{
+    Pcifleet__AdminReply r = PCIFLEET__ADMIN_REPLY__INIT;
+    r.body = "";
+    r.error = "";
+    r.body_length = len;
+    for (size_t off = 0, c; (c = wire_admin_chunk_len(p, len, off)) > 0; off += c)
+        r.body_chunks++;
+    return wire_encode_admin_reply(&r, reply);
 }
 
 size_t admin_pack_answer(int status, buf_t *o, const char *err, buf_t *body, uint8_t **reply)
@@ -240,14 +253,7 @@ size_t admin_pack_answer(int status, buf_t *o, const char *err, buf_t *body, uin
         n = pack_reply(1, NULL, why, reply);
         free(why);
     } else if (status == 0 && body && o == body && o->len > WIRE_ADMIN_INLINE_MAX) {
-        /* the body follows the reply in chunks (pcifleet.proto) */
-        Pcifleet__AdminReply r = PCIFLEET__ADMIN_REPLY__INIT;
-        r.body = "";
-        r.error = "";
-        r.body_length = o->len;
-        for (size_t off = 0, c; (c = wire_admin_chunk_len(o->p, o->len, off)) > 0; off += c)
-            r.body_chunks++;
-        return wire_encode_admin_reply(&r, reply); /* the body stays in *body for the caller */
+        return pack_announce(o->p, o->len, reply); /* the body stays in *body for the caller */
     } else {
         n = pack_reply(status, o->p, status != 0 ? err : NULL, reply);
     }
@@ -257,7 +263,7 @@ size_t admin_pack_answer(int status, buf_t *o, const char *err, buf_t *body, uin
 }
 
 static size_t handle(admin_ctx_t *ctx, const uint8_t *buf, size_t len, int64_t now, uint8_t **reply, buf_t *body,
-                     void *token, bool *deferred)
+                     blob_t **kept, void *token, bool *deferred)
 {
     Pcifleet__AdminRequest *req = NULL;
     char *err = NULL;
@@ -327,15 +333,25 @@ static size_t handle(admin_ctx_t *ctx, const uint8_t *buf, size_t len, int64_t n
             status = cmd_status(ctx, json, now, o);
         }
     } else {
-        status = query_run(ctx->store, &ctx->query, argc, argv, json, o, &err);
+        status = query_run_kept(ctx->store, &ctx->query, argc, argv, json, o, body ? kept : NULL, &err);
     }
     if (status != 0 && !err)
         err = xasprintf("%s failed", argv[0] ? argv[0] : "the command");
     log_debug("admin: %s%s -> %d", argc ? argv[0] : "(none)", json ? " --json" : "", status);
-
     size_t n = 0;
-    if (!*deferred)
-        n = admin_pack_answer(status, o, err, body, reply);
+    size_t klen = kept && *kept ? blob_len(*kept) : 0;
+    if (klen > WIRE_ADMIN_INLINE_MAX && klen <= WIRE_ADMIN_MAX_BODY) {
+        /* a kept answer is sent from where it is kept (the caller's *kept),
+         * chunk by chunk, without a copy */
+        n = pack_announce(blob_data(*kept), klen, reply);
+    } else {
+        if (kept && *kept) { /* short (or refused below): inside the reply */
+            buf_append(o, blob_data(*kept), klen);
+            blob_unref(kept);
+        }
+        if (!*deferred)
+            n = admin_pack_answer(status, o, err, body, reply);
+    }
     buf_free(&local);
     free(err);
     free(argv);

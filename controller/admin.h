@@ -50,10 +50,12 @@ size_t admin_handle(admin_ctx_t *ctx, const uint8_t *buf, size_t len, int64_t no
 /* The same, but a body over WIRE_ADMIN_INLINE_MAX is left in *body (reset
  * first; empty otherwise) and the reply announces it (AdminReply
  * body_length, body_chunks): the caller sends it after the reply, one
- * message per wire_admin_chunk_len piece (wire.h). An answer over
- * WIRE_ADMIN_MAX_BODY is refused (status 1) with what to narrow. */
+ * message per wire_admin_chunk_len piece (wire.h). When that body is a kept
+ * answer (query_run_kept), it is in *kept instead (a reference the caller
+ * drops with blob_unref; NULL otherwise) and *body stays empty. An answer
+ * over WIRE_ADMIN_MAX_BODY is refused (status 1) with what to narrow. */
 size_t admin_handle_chunked(admin_ctx_t *ctx, const uint8_t *buf, size_t len, int64_t now, uint8_t **reply,
-                            buf_t *body, void *token, bool *deferred);
+                            buf_t *body, blob_t **kept, void *token, bool *deferred);
 /* token: the caller's handle on the requester. When the command's answer
  * must wait (assign --apply: assign.h), *deferred is set, nothing is
  * returned, and the token is kept; the answer comes later from

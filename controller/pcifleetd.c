@@ -404,16 +404,50 @@ static int send_admin_msg(zsock_t *sock, zframe_t *id, bool delim, void *data, s
     return rc < 0 ? -1 : 0;
 }
 
-/* The reply, then the body's chunks when it has them (admin.h). The reply
- * can be megabytes: its buffer goes to ZeroMQ instead of being copied. */
-static void send_admin(zsock_t *sock, zframe_t *id, bool delim, uint8_t *reply, size_t n, const buf_t *body)
+static void unref_chunk(void *data, void *hint)
+{
+    (void)data;
+    blob_t *b = hint;
+    blob_unref(&b);
+}
+
+/* One chunk of a kept answer: ZeroMQ sends it from the blob and drops the
+ * reference it holds once sent (on its I/O thread, blob.h). */
+static int send_kept_chunk(zsock_t *sock, zframe_t *id, bool delim, blob_t *kept, size_t off, size_t n)
+{
+    void *raw = zsock_resolve(sock);
+    if (zmq_send(raw, zframe_data(id), zframe_size(id), ZMQ_SNDMORE) < 0 ||
+        (delim && zmq_send(raw, "", 0, ZMQ_SNDMORE) < 0))
+        return -1;
+    zmq_msg_t m;
+    if (zmq_msg_init_data(&m, (char *)blob_data(kept) + off, n, unref_chunk, blob_ref(kept)) < 0) {
+        blob_unref(&kept); /* the reference just taken: ZeroMQ did not keep it */
+        return -1;
+    }
+    if (zmq_msg_send(&m, raw, 0) < 0) {
+        zmq_msg_close(&m);
+        return -1;
+    }
+    return 0;
+}
+
+/* The reply, then the body's chunks when it has them (admin.h): from kept
+ * when it is set (an answer the query cache holds), else from body. The
+ * reply can be megabytes: its buffer goes to ZeroMQ instead of being
+ * copied. */
+static void send_admin(zsock_t *sock, zframe_t *id, bool delim, uint8_t *reply, size_t n, const buf_t *body,
+                       blob_t *kept)
 {
     if (send_admin_msg(sock, id, delim, reply, n, true) < 0) {
         log_debug("could not send an admin reply: %s", zmq_strerror(zmq_errno()));
         return;
     }
-    for (size_t off = 0, c; (c = wire_admin_chunk_len(body->p, body->len, off)) > 0; off += c) {
-        if (send_admin_msg(sock, id, delim, body->p + off, c, false) < 0) {
+    const char *p = kept ? blob_data(kept) : body->p;
+    size_t len = kept ? blob_len(kept) : body->len;
+    for (size_t off = 0, c; (c = wire_admin_chunk_len(p, len, off)) > 0; off += c) {
+        int rc = kept ? send_kept_chunk(sock, id, delim, kept, off, c)
+                      : send_admin_msg(sock, id, delim, body->p + off, c, false);
+        if (rc < 0) {
             log_debug("could not send an admin reply's body: %s", zmq_strerror(zmq_errno()));
             return;
         }
@@ -442,7 +476,7 @@ static void answer_later(daemon_t *d, requester_t *who, int status, buf_t *out, 
     buf_reset(&d->admin_body);
     size_t n = admin_pack_answer(status, out, err, NULL, &reply);
     if (who && who->id)
-        send_admin(d->adm, who->id, who->delim, reply, n, &d->admin_body);
+        send_admin(d->adm, who->id, who->delim, reply, n, &d->admin_body, NULL);
     else
         free(reply);
     requester_free(who);
@@ -498,16 +532,18 @@ static int on_admin(zloop_t *loop, zsock_t *sock, void *arg)
         who->id = id;
         who->delim = delim;
         bool deferred = false;
+        blob_t *kept = NULL;
         size_t n = admin_handle_chunked(&d->admin, body ? zframe_data(body) : (const uint8_t *)"",
-                                        body ? zframe_size(body) : 0, now_s(), &reply, &d->admin_body, who,
+                                        body ? zframe_size(body) : 0, now_s(), &reply, &d->admin_body, &kept, who,
                                         &deferred);
         if (!deferred) {
             if (id)
-                send_admin(sock, id, delim, reply, n, &d->admin_body);
+                send_admin(sock, id, delim, reply, n, &d->admin_body, kept);
             else
                 free(reply);
             requester_free(who);
         }
+        blob_unref(&kept);
         buf_reset(&d->admin_body);
         zmsg_destroy(&msg);
     }

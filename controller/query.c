@@ -537,8 +537,7 @@ typedef struct {
     char *key;        /* argv joined by NUL bytes, then the json flag */
     size_t key_len;
     uint64_t version; /* store_content_version when computed */
-    char *body;
-    size_t len;
+    blob_t *body;     /* shared with answers still being sent (query_run_kept) */
     uint64_t used;    /* lookup clock of the last hit, for replacement */
 } cache_entry_t;
 
@@ -555,7 +554,7 @@ void query_cache_destroy(query_cache_t **cp)
         return;
     for (size_t i = 0; i < QUERY_CACHE_ENTRIES; i++) {
         free((*cp)->e[i].key);
-        free((*cp)->e[i].body);
+        blob_unref(&(*cp)->e[i].body);
     }
     free(*cp);
     *cp = NULL;
@@ -590,10 +589,10 @@ static cache_entry_t *cache_lookup(query_cache_t *c, const buf_t *k, uint64_t ve
     return NULL;
 }
 
-static void cache_store(query_cache_t *c, const buf_t *k, uint64_t version, const char *body, size_t len)
+static cache_entry_t *cache_store(query_cache_t *c, const buf_t *k, uint64_t version, const char *body, size_t len)
 {
     if (len > QUERY_CACHE_MAX_BYTES)
-        return;
+        return NULL;
     cache_entry_t *victim = &c->e[0];
     for (size_t i = 0; i < QUERY_CACHE_ENTRIES; i++) {
         cache_entry_t *e = &c->e[i];
@@ -607,20 +606,26 @@ static void cache_store(query_cache_t *c, const buf_t *k, uint64_t version, cons
             break;
     }
     free(victim->key);
-    free(victim->body);
+    blob_unref(&victim->body);
     victim->key = xmalloc(k->len);
     memcpy(victim->key, k->p, k->len);
     victim->key_len = k->len;
     victim->version = version;
-    victim->body = xmalloc(len + 1);
-    memcpy(victim->body, body, len);
-    victim->body[len] = '\0';
-    victim->len = len;
+    victim->body = blob_new(body, len);
     victim->used = ++c->clock;
+    return victim;
 }
 
 int query_run(store_t *s, const query_opts_t *opts, int argc, char **argv, bool json, buf_t *out, char **err)
 {
+    return query_run_kept(s, opts, argc, argv, json, out, NULL, err);
+}
+
+int query_run_kept(store_t *s, const query_opts_t *opts, int argc, char **argv, bool json, buf_t *out,
+                   blob_t **kept, char **err)
+{
+    if (kept)
+        *kept = NULL;
     q_t q = {.s = s, .opts = opts, .json = json, .out = out, .err = err};
     if (argc < 1 || !argv || !argv[0])
         return say(&q, 2, "no command given; commands: " QUERY_COMMANDS);
@@ -654,10 +659,14 @@ int query_run(store_t *s, const query_opts_t *opts, int argc, char **argv, bool 
     if (cache) {
         cache_key(argc, argv, json, &key);
         version = store_content_version(s);
-        const cache_entry_t *e = cache_lookup(cache, &key, version);
+        cache_entry_t *e = cache_lookup(cache, &key, version);
         if (e) {
-            buf_reserve(out, e->len + 1);
-            buf_append(out, e->body, e->len);
+            if (kept) {
+                *kept = blob_ref(e->body);
+            } else {
+                buf_reserve(out, blob_len(e->body) + 1);
+                buf_append(out, blob_data(e->body), blob_len(e->body));
+            }
             buf_free(&key);
             return 0;
         }
@@ -669,7 +678,12 @@ int query_run(store_t *s, const query_opts_t *opts, int argc, char **argv, bool 
         out->len = mark;
         out->p[mark] = '\0';
     } else if (cache) {
-        cache_store(cache, &key, version, out->p + mark, out->len - mark);
+        cache_entry_t *e = cache_store(cache, &key, version, out->p + mark, out->len - mark);
+        if (e && kept && mark == 0) {
+            /* the caller sends the kept copy: out need not hold it too */
+            *kept = blob_ref(e->body);
+            buf_reset(out);
+        }
     }
     buf_free(&key);
     return rc;

@@ -13,6 +13,7 @@
 #ifndef PCIFLEET_QUERY_H
 #define PCIFLEET_QUERY_H
 
+#include "blob.h"
 #include "buf.h"
 #include "store.h"
 
@@ -40,5 +41,11 @@ typedef struct {
 
 int query_run(store_t *s, const query_opts_t *opts, int argc, char **argv, bool json, buf_t *out,
               char **err);
+/* The same, but when the answer is a kept one (or was just kept), *kept is
+ * set to a reference to it (blob_unref when done) and out gets nothing: a
+ * caller that only sends the answer needs no copy of megabytes. *kept is
+ * NULL when the answer is in out as with query_run. */
+int query_run_kept(store_t *s, const query_opts_t *opts, int argc, char **argv, bool json, buf_t *out,
+                   blob_t **kept, char **err);
 
 #endif

@@ -8,6 +8,7 @@
 #include "buf.h"
 #include "ingest.h"
 #include "inventory.h"
+#include "inv_builder.h"
 #include "keyfp.h"
 #include "keys.h"
 #include "log.h"
@@ -528,7 +529,9 @@ static void test_admin_chunked(void **state)
     buf_t body = BUF_INIT;
     uint8_t *head = NULL;
     bool deferred = true;
-    n = admin_handle_chunked(&ctx, buf, len, 1700000001, &head, &body, NULL, &deferred);
+    blob_t *kept = NULL;
+    n = admin_handle_chunked(&ctx, buf, len, 1700000001, &head, &body, &kept, NULL, &deferred);
+    assert_null(kept); /* sql answers are never kept */
     Pcifleet__AdminReply *r = NULL;
     assert_int_equal(wire_decode_admin_reply(head, n, 0, &r, &err), 0);
     assert_int_equal(r->status, 0);
@@ -551,7 +554,8 @@ static void test_admin_chunked(void **state)
     req.argv = argv2;
     req.n_argv = 1;
     len = wire_encode_admin_request(&req, &buf);
-    n = admin_handle_chunked(&ctx, buf, len, 1700000001, &head, &body, NULL, &deferred);
+    n = admin_handle_chunked(&ctx, buf, len, 1700000001, &head, &body, &kept, NULL, &deferred);
+    assert_null(kept);
     assert_int_equal(wire_decode_admin_reply(head, n, 0, &r, &err), 0);
     assert_non_null(strstr(r->body, "controller"));
     assert_int_equal(r->body_chunks, 0);
@@ -559,6 +563,87 @@ static void test_admin_chunked(void **state)
     wire_admin_reply_free(&r);
     wire_admin_reply_free(&whole);
     free(head);
+    free(inline_reply);
+    free(buf);
+    buf_free(&body);
+}
+
+/* A long kept answer (nics --free of 1,500 nodes, over 256 KiB) goes out
+ * without a copy: admin_handle_chunked hands back a reference to the
+ * query cache's blob, the same one on the next ask, and leaves the body
+ * buffer empty; the bytes are exactly the answer admin_handle puts inside
+ * its reply. The reference stays good after the cache let go of it, as
+ * when ZeroMQ still sends it while an inventory changed the answer. */
+static void test_admin_kept_answer(void **state)
+{
+    fx_t *f = *state;
+    char *e = NULL;
+    for (int i = 0; i < 1500; i++) {
+        char name[16];
+        snprintf(name, sizeof name, "pve%04d", i);
+        ib_t *b = ib_pve1();
+        assert_int_equal(store_ingest_inventory(f->store, name, &b->inv, 1700000000, &e), 0);
+        ib_free(&b);
+    }
+    char *argv[] = {"nics", "--free"};
+    Pcifleet__AdminRequest req = PCIFLEET__ADMIN_REQUEST__INIT;
+    req.argv = argv;
+    req.n_argv = 2;
+    req.json = true;
+    uint8_t *buf = NULL;
+    size_t len = wire_encode_admin_request(&req, &buf);
+    admin_ctx_t ctx = {f->store, f->ks, f->ig, {2000, 10000, query_cache_new()}, "tcp://*:7450", "test",
+                       1700000000, 15, NULL, NULL};
+
+    uint8_t *inline_reply = NULL;
+    size_t n = admin_handle(&ctx, buf, len, 1700000001, &inline_reply);
+    Pcifleet__AdminReply *whole = NULL;
+    assert_int_equal(wire_decode_admin_reply(inline_reply, n, 0, &whole, &e), 0);
+    size_t want = strlen(whole->body);
+    if (want <= WIRE_ADMIN_INLINE_MAX)
+        fail_msg("nics --free is %zu bytes (status %d, %s): too short for this test", want, whole->status,
+                 whole->error);
+    blob_t *first = NULL, *again = NULL;
+    buf_t body = BUF_INIT;
+    uint8_t *head = NULL;
+    bool deferred = true;
+    for (int k = 0; k < 2; k++) {
+        blob_t **kept = k ? &again : &first;
+        n = admin_handle_chunked(&ctx, buf, len, 1700000001, &head, &body, kept, NULL, &deferred);
+        Pcifleet__AdminReply *r = NULL;
+        assert_int_equal(wire_decode_admin_reply(head, n, 0, &r, &e), 0);
+        assert_int_equal(r->status, 0);
+        assert_string_equal(r->body, "");
+        assert_non_null(*kept);
+        assert_int_equal(body.len, 0);
+        assert_int_equal(r->body_length, want);
+        assert_int_equal(blob_len(*kept), want);
+        assert_memory_equal(blob_data(*kept), whole->body, want);
+        uint32_t chunks = 0;
+        for (size_t off = 0, c; (c = wire_admin_chunk_len(blob_data(*kept), want, off)) > 0; off += c)
+            chunks++;
+        assert_int_equal(r->body_chunks, chunks);
+        wire_admin_reply_free(&r);
+        free(head);
+    }
+    assert_ptr_equal(blob_data(first), blob_data(again)); /* one kept copy, shared */
+    blob_unref(&again);
+    assert_null(again);
+
+    /* a change replaces the kept answer; the old reference still reads */
+    ib_t *b = ib_pve1();
+    b->inv.n_nics = 0;
+    assert_int_equal(store_ingest_inventory(f->store, "pve0000", &b->inv, 1700000002, &e), 0);
+    ib_free(&b);
+    n = admin_handle_chunked(&ctx, buf, len, 1700000003, &head, &body, &again, NULL, &deferred);
+    free(head);
+    assert_non_null(again);
+    assert_true(blob_len(again) < want);
+    query_cache_destroy(&ctx.query.cache);
+    assert_memory_equal(blob_data(first), whole->body, want);
+    blob_unref(&first);
+    blob_unref(&again);
+    wire_admin_reply_free(&whole);
     free(inline_reply);
     free(buf);
     buf_free(&body);
@@ -575,6 +660,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_bad_frames, setup, teardown),
         cmocka_unit_test_setup_teardown(test_admin_keys, setup, teardown),
         cmocka_unit_test_setup_teardown(test_admin_chunked, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_admin_kept_answer, setup, teardown),
         cmocka_unit_test_setup_teardown(test_admin_garbage, setup, teardown),
         cmocka_unit_test(test_admin_endpoints),
         cmocka_unit_test_setup_teardown(test_keyfp, setup, teardown),
