@@ -31,13 +31,24 @@ cmake --build "$B/fuzz" -j"$JOBS" >/dev/null
 # log and any crash input stay in $fuzz_dir/NAME* for the report below.
 fuzz_dir=$(mktemp -d)
 fuzz_pid=
-kill_tree() { # PID: the process and everything below it
+tree_pids() { # PID: the process and everything below it, deepest first
   local c
-  for c in $(pgrep -P "$1" 2>/dev/null); do kill_tree "$c"; done
-  kill "$1" 2>/dev/null || true
+  for c in $(pgrep -P "$1" 2>/dev/null); do tree_pids "$c"; done
+  echo "$1"
 }
 cleanup() {
-  [ -n "$fuzz_pid" ] && kill_tree "$fuzz_pid"
+  # A fuzzer killed mid-run still writes its corpus for a moment: wait (at
+  # most 5 s) for the whole tree to be gone before removing its directory.
+  if [ -n "$fuzz_pid" ]; then
+    local pids i p
+    pids=$(tree_pids "$fuzz_pid")
+    kill $pids 2>/dev/null || true
+    for i in $(seq 50); do
+      for p in $pids; do kill -0 "$p" 2>/dev/null && break; p=; done
+      [ -z "$p" ] && break
+      sleep 0.1
+    done
+  fi
   rm -rf "$fuzz_dir"
 }
 trap cleanup EXIT
