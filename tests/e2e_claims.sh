@@ -46,7 +46,7 @@ for n in pve1 pve2 pve3; do
         --key "$AK/$n.key_secret" --node "$n" --root "$tmp/$n" --interval 0.5 >"$tmp/agent-$n.log" 2>&1 &
     PIDS+=($!)
 done
-online() { [ "$(pf --json nodes | jq '[.[] | select(.online)] | length')" = 3 ]; }
+online() { [ "$(pf --json nodes | jq '[.[] | select(.online and .verdict != null)] | length')" = 3 ]; }
 wait_for 30 online || { echo "e2e_claims: the agents did not come online"; pf nodes; tail "$tmp"/*.log; exit 1; }
 mgmt=$(pf --json nics --node pve1 | jq -r '.[] | select(.management) | .address' | head -1)
 check "pve1 has a management NIC" [ -n "$mgmt" ]
@@ -82,11 +82,13 @@ check "no claim stored by any of them" \
 check "0000:04:00.0 on pve1 is free before" \
     bash -c '"$0" --json nics --node pve1 --free | jq -e ".[] | select(.address == \"0000:04:00.0\")"' "$PF"
 mkdir -p "$tmp/race"
+RACE=()
 for i in $(seq 1 200); do
     ( "$PF" --timeout 60 assign pve1 0000:04:00.0 102 >"$tmp/race/$i.out" 2>&1; echo $? >"$tmp/race/$i.rc" ) &
+    RACE+=($!)
 done
-wait_race() { [ "$(ls "$tmp/race"/*.rc 2>/dev/null | wc -l)" = 200 ]; }
-wait_for 90 wait_race
+# each CLI gives up after its --timeout, so this wait is bounded
+wait "${RACE[@]}"
 wins=$(grep -lx 0 "$tmp"/race/*.rc | wc -l)
 losses=$(grep -lx 1 "$tmp"/race/*.rc | wc -l)
 check "200 concurrent assign calls: exactly one wins (got $wins), 199 are refused (got $losses)" \

@@ -68,7 +68,7 @@ for n in "${NODES[@]}"; do
         >"$tmp/agent-$n.log" 2>&1 &
     PIDS+=($!)
 done
-online() { [ "$(pf --json nodes | jq '[.[] | select(.online)] | length')" = 6 ]; }
+online() { [ "$(pf --json nodes | jq '[.[] | select(.online and .verdict != null)] | length')" = 6 ]; }
 wait_for 30 online || { echo "e2e_rollout: the agents did not come online"; pf nodes; exit 1; }
 check "before: n1, n2, n5, n6 need kernel args; n3 ready; n4 needs firmware" \
     bash -c '"$0" --json nodes | jq -e "map({(.name): .verdict}) | add | . == {\"n1-grub\":\"needs-kernel-args\",
@@ -146,7 +146,7 @@ e2e_accept n7-limited
     --key "$AK/n7-limited.key_secret" --node n7-limited --root "$tmp/n7-limited" --interval 0.5 --simulate \
     --allow-reboot --allow-steps verify,reboot >"$tmp/agent-n7-limited.log" 2>&1 &
 PIDS+=($!)
-online7() { [ "$(pf --json nodes | jq '[.[] | select(.online)] | length')" = 7 ]; }
+online7() { [ "$(pf --json nodes | jq '[.[] | select(.online and .verdict != null)] | length')" = 7 ]; }
 wait_for 30 online7
 id2=$(pf rollout start iommu --nodes n7-limited)
 check "a second rollout may start once the first has halted" [ "$id2" = 2 ]

@@ -66,7 +66,7 @@ start_agent $A --simulate
 PID_A=$AGENT_PID
 start_agent $B
 check "both agents report" wait_for 20 bash -c 'for n in "$@"; do "$0" --timeout 5 --json nodes |
-    jq -e --arg n "$n" "any(.[]; .name == \$n and .online == true)" || exit 1; done' "$PF" $A $B
+    jq -e --arg n "$n" "any(.[]; .name == \$n and .online == true and .verdict != null)" || exit 1; done' "$PF" $A $B
 check "agent A says VM edits run in the simulator" grep -q "allowed, commands run in the node simulator" \
     "$tmp/agent-$A.log"
 check "agent B says VM edits are refused without --simulate" grep -q "refused (this agent reads the node tree" \
@@ -116,11 +116,13 @@ check "the claim was rolled back: $ADDR_B is free again" \
 kill -TERM "$PID_A"
 wait "$PID_A" 2>/dev/null
 mv "$tmp/agent-$A.log" "$tmp/agent-$A.1.log"
+cmark=$(wc -l <"$tmp/controller.log")
 start_agent $A --simulate --no-vm-edits
-# Online alone could still be the old connection's: wait for the new
-# process to be connected and its hello to have reached the controller.
-check "agent A is back" wait_for 20 grep -q "connected to the controller" "$tmp/agent-$A.log"
-sleep 1
+# Online alone could still be the old connection's: the controller sends a
+# node's steps to the connection it last heard the node on, so wait until
+# the new process's hello is in the controller's log.
+new_hello() { tail -n +$((cmark + 1)) "$tmp/controller.log" | grep -q "hello from .*node $A)"; }
+check "agent A is back" wait_for 20 new_hello
 out=$(pf assign $A "$ADDR_A" 102 --apply 2>&1)
 rc=$?
 check "with --no-vm-edits the step is refused, naming allow-vm-edits" \

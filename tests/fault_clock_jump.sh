@@ -81,8 +81,10 @@ kill -KILL "${APID[c3]}"
 wait "${APID[c3]}" 2>/dev/null
 t0=$SECONDS
 c3_offline() { [ "$(pf --json nodes | jq -r '.[] | select(.name == "c3") | .online')" = false ]; }
-check "after the step back a killed agent goes offline within offline-after + 4 s" \
-    wait_for $((OFFLINE_AFTER + 4)) c3_offline
+# after the step back the controller's clock runs ahead and slows to catch
+# up (ctlclock.h), so detection can take offline-after / 0.9 plus a tick
+check "after the step back a killed agent goes offline within offline-after + 6 s" \
+    wait_for $((OFFLINE_AFTER + 6)) c3_offline
 note "c3 went offline $((SECONDS - t0)) s after its agent was killed"
 check "the other two stay online" [ "$(online_count)" = 2 ]
 check "exactly one offline event (c3's)" \

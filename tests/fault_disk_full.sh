@@ -68,7 +68,7 @@ e2e_accept "$A"
     >>"$tmp/agent.log" 2>&1 &
 PIDS+=($!)
 check "the agent reports" wait_for 20 bash -c '"$0" --timeout 5 --json nodes |
-    jq -e --arg n "$1" "any(.[]; .name == \$n and .online == true)"' "$PF" "$A"
+    jq -e --arg n "$1" "any(.[]; .name == \$n and .online == true and .verdict != null)"' "$PF" "$A"
 free_nic() { pf --json nics --free --node "$A" | jq -r '.[0].address // empty'; }
 ADDR=$(free_nic)
 [ -n "$ADDR" ] || bad "a free NIC on $A"
