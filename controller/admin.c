@@ -185,6 +185,7 @@ static int cmd_status(admin_ctx_t *ctx, bool json, int64_t now, buf_t *out)
         json_int(j, "refused", (long long)st.refused);
         json_int(j, "query_cache_lookups", (long long)lookups);
         json_int(j, "query_cache_hits", (long long)hits);
+        json_int(j, "shared_answers", (long long)ctx->shared_answers);
         json_obj_close(j);
         size_t len;
         const char *text = json_text(j, &len);
@@ -199,12 +200,14 @@ static int cmd_status(admin_ctx_t *ctx, bool json, int64_t now, buf_t *out)
                    "offline after   %lld s without a heartbeat\n"
                    "keys            %zu accepted, %zu pending\n"
                    "frames          %llu received, %llu inventories, %llu heartbeats, %llu refused\n"
-                   "query cache     %llu lookups, %llu answered from it\n",
+                   "query cache     %llu lookups, %llu answered from it\n"
+                   "shared answers  %llu long answers the CLI read from the controller's memfd\n",
                    ctx->version, (long long)(now - ctx->started), ctx->listen, store_path(ctx->store),
                    store_schema_version(), (long long)ctx->offline_after, acc.n, pend.n,
                    (unsigned long long)st.frames, (unsigned long long)st.inventories,
                    (unsigned long long)st.heartbeats, (unsigned long long)st.refused,
-                   (unsigned long long)lookups, (unsigned long long)hits);
+                   (unsigned long long)lookups, (unsigned long long)hits,
+                   (unsigned long long)ctx->shared_answers);
     }
     strv_free(&acc);
     strv_free(&pend);
@@ -229,6 +232,22 @@ size_t admin_handle_chunked(admin_ctx_t *ctx, const uint8_t *buf, size_t len, in
     *kept = NULL;
     *deferred = false;
     return handle(ctx, buf, len, now, reply, body, kept, token, deferred);
+}
+
+/* The reply that names a kept answer's memfd for the CLI to read itself
+ * (pcifleet.proto SharedAnswer). */
+static size_t pack_shared(const blob_t *kept, uint8_t **reply)
+{
+    Pcifleet__AdminReply r = PCIFLEET__ADMIN_REPLY__INIT;
+    Pcifleet__SharedAnswer sa = PCIFLEET__SHARED_ANSWER__INIT;
+    sa.pid = (uint32_t)getpid();
+    sa.fd = blob_fd(kept);
+    sa.name = (char *)blob_name(kept);
+    sa.length = blob_len(kept);
+    r.body = "";
+    r.error = "";
+    r.shared = &sa;
+    return wire_encode_admin_reply(&r, reply);
 }
 
 /* The reply that announces a body of len bytes in chunks (pcifleet.proto). */
@@ -340,7 +359,12 @@ static size_t handle(admin_ctx_t *ctx, const uint8_t *buf, size_t len, int64_t n
     log_debug("admin: %s%s -> %d", argc ? argv[0] : "(none)", json ? " --json" : "", status);
     size_t n = 0;
     size_t klen = kept && *kept ? blob_len(*kept) : 0;
-    if (klen > WIRE_ADMIN_INLINE_MAX && klen <= WIRE_ADMIN_MAX_BODY) {
+    if (klen > WIRE_ADMIN_INLINE_MAX && klen <= WIRE_ADMIN_MAX_BODY && req->can_share && blob_fd(*kept) >= 0) {
+        /* the CLI reads it from the memfd: nothing follows the reply */
+        n = pack_shared(*kept, reply);
+        blob_unref(kept);
+        ctx->shared_answers++;
+    } else if (klen > WIRE_ADMIN_INLINE_MAX && klen <= WIRE_ADMIN_MAX_BODY) {
         /* a kept answer is sent from where it is kept (the caller's *kept),
          * chunk by chunk, without a copy */
         n = pack_announce(blob_data(*kept), klen, reply);

@@ -39,6 +39,7 @@ typedef struct {
     int64_t offline_after;
     struct assign_ctx *assign; /* assign/release (assign.h); NULL: refused */
     struct rollout_ctx *rollout; /* rollout ... (rollout.h); NULL: refused */
+    uint64_t shared_answers;     /* answers sent as a SharedAnswer, for `status` */
 } admin_ctx_t;
 
 /* Largest request the admin socket takes. */
@@ -52,7 +53,9 @@ size_t admin_handle(admin_ctx_t *ctx, const uint8_t *buf, size_t len, int64_t no
  * body_length, body_chunks): the caller sends it after the reply, one
  * message per wire_admin_chunk_len piece (wire.h). When that body is a kept
  * answer (query_run_kept), it is in *kept instead (a reference the caller
- * drops with blob_unref; NULL otherwise) and *body stays empty. An answer
+ * drops with blob_unref; NULL otherwise) and *body stays empty. A kept
+ * answer in a memfd (blob_new_shared) asked for with can_share is named in
+ * the reply (AdminReply.shared) and neither *kept nor *body is set. An answer
  * over WIRE_ADMIN_MAX_BODY is refused (status 1) with what to narrow. */
 size_t admin_handle_chunked(admin_ctx_t *ctx, const uint8_t *buf, size_t len, int64_t now, uint8_t **reply,
                             buf_t *body, blob_t **kept, void *token, bool *deferred);

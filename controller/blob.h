@@ -15,6 +15,16 @@ typedef struct blob blob_t;
 
 /* Aborts on allocation failure, like buf.h. */
 blob_t *blob_new(const void *data, size_t len);
+/* The same, but the bytes (and the NUL) live in a memfd sealed against any
+ * change (F_SEAL_WRITE, _SHRINK, _GROW, _SEAL) and mapped read-only, so
+ * another process may open it by /proc/PID/fd/blob_fd() and read exactly
+ * what blob_data() shows. The fd stays open until the last reference goes.
+ * NULL when the kernel refuses (no memfd, no memory): use blob_new then. */
+blob_t *blob_new_shared(const void *data, size_t len);
+/* blob_new_shared's descriptor and memfd name ("pcifleet-answer-..."), -1
+ * and "" for a blob_new one. */
+int blob_fd(const blob_t *b);
+const char *blob_name(const blob_t *b);
 blob_t *blob_ref(blob_t *b);
 void blob_unref(blob_t **b);
 const char *blob_data(const blob_t *b);

@@ -25,6 +25,7 @@
 #include <string.h>
 #include <strings.h>
 #include <malloc.h>
+#include <sys/sendfile.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/un.h>
@@ -105,7 +106,7 @@ _Static_assert(sizeof remote_usage / sizeof remote_usage[0] ==
 
 #define DEFAULT_CONFIG "/etc/pcifleet/pcifleet.conf"
 /* Keys of the config file: the long options, without "--". */
-static const char *const config_keys[] = {"admin", "json", "timeout", NULL};
+static const char *const config_keys[] = {"admin", "json", "timeout", "share", NULL};
 
 static void usage(FILE *f)
 {
@@ -161,8 +162,11 @@ static void usage(FILE *f)
           "                      which only root can open)\n"
           "  --json              JSON for scripts instead of a table (also after the command)\n"
           "  --timeout SECONDS   how long to wait for the controller (default 5)\n"
+          "  --no-share          take a long answer over the socket even when it could be\n"
+          "                      read from the controller's memory (see pcifleet(1))\n"
           "  --config FILE       read options from FILE (\"name = value\" lines: admin, json,\n"
-          "                      timeout); default " DEFAULT_CONFIG ", only if it exists.\n"
+          "                      timeout, share); default " DEFAULT_CONFIG ", only if it\n"
+          "                      exists.\n"
           "                      Command-line options override the file.\n"
           "  -h, --help          show this help (COMMAND --help: that command's)\n"
           "  -V, --version       print the version\n"
@@ -409,7 +413,103 @@ static int receive_body(zsock_t *sock, const char *ep, uint64_t length, uint32_t
     return rc;
 }
 
-static int remote(const char *ep, double timeout, int argc, char **argv, bool json, buf_t *capture)
+/* --no-share / "share = false": never ask for a SharedAnswer. */
+static bool share_answers = true;
+
+/* What print_shared says when the answer cannot be read here: ask again
+ * for it over the socket. */
+#define ASK_UNSHARED (-2)
+
+/* Writes n bytes of fd from offset 0 to stdout in the kernel (sendfile:
+ * page references into a pipe, no copy through this process); with a
+ * stdout sendfile cannot write to, through a buffer. 0, or -1 with errno. */
+static int copy_to_stdout(int fd, uint64_t n)
+{
+    off_t off = 0;
+    while ((uint64_t)off < n) {
+        size_t want = n - (uint64_t)off > (1u << 30) ? (1u << 30) : (size_t)(n - (uint64_t)off);
+        ssize_t w = sendfile(STDOUT_FILENO, fd, &off, want);
+        if (w > 0)
+            continue;
+        if (w < 0 && errno == EINTR)
+            continue;
+        if (w < 0 && (errno == EINVAL || errno == ENOSYS)) {
+            char b[65536];
+            while ((uint64_t)off < n) {
+                ssize_t r = pread(fd, b, sizeof b, off);
+                if (r < 0 && errno == EINTR)
+                    continue;
+                if (r <= 0) {
+                    if (r == 0)
+                        errno = EIO;
+                    return -1;
+                }
+                for (ssize_t done = 0; done < r;) {
+                    ssize_t k = write(STDOUT_FILENO, b + done, (size_t)(r - done));
+                    if (k < 0 && errno == EINTR)
+                        continue;
+                    if (k <= 0)
+                        return -1;
+                    done += k;
+                }
+                off += r;
+            }
+            return 0;
+        }
+        if (w == 0)
+            errno = EIO; /* the sealed file cannot shrink: should not happen */
+        return -1;
+    }
+    return 0;
+}
+
+/* A SharedAnswer (pcifleet.proto): the controller's sealed memfd holding
+ * the answer, opened through /proc/PID/fd/FD. Before a byte is printed the
+ * file must be that memfd by its unique name, length + 1 bytes, sealed
+ * against writes and resizing: the controller made the text and can no
+ * longer change it, so it is not checked again byte by byte. ASK_UNSHARED
+ * when it cannot be opened or is not what the reply named (another pid or
+ * mount namespace, no rights, the answer gone meanwhile); 1 when writing
+ * stdout failed; 0 printed. */
+static int print_shared(const Pcifleet__SharedAnswer *sa)
+{
+    if (!sa->pid || sa->fd < 0 || !sa->name || !*sa->name || strlen(sa->name) > 200 || !sa->length ||
+        sa->length > WIRE_ADMIN_MAX_BODY)
+        return ASK_UNSHARED;
+    char path[64];
+    snprintf(path, sizeof path, "/proc/%u/fd/%d", sa->pid, sa->fd);
+    int fd = open(path, O_RDONLY | O_CLOEXEC);
+    if (fd < 0)
+        return ASK_UNSHARED;
+    char self[64], target[256], want[256];
+    snprintf(self, sizeof self, "/proc/self/fd/%d", fd);
+    snprintf(want, sizeof want, "/memfd:%s (deleted)", sa->name);
+    ssize_t tl = readlink(self, target, sizeof target - 1);
+    struct stat st;
+    int seals = fcntl(fd, F_GET_SEALS);
+    const int need = F_SEAL_WRITE | F_SEAL_SHRINK | F_SEAL_GROW;
+    char last = 0;
+    if (tl <= 0 || (target[tl] = '\0', strcmp(target, want) != 0) || fstat(fd, &st) < 0 || !S_ISREG(st.st_mode) ||
+        (uint64_t)st.st_size != sa->length + 1 || seals < 0 || (seals & need) != need ||
+        pread(fd, &last, 1, (off_t)sa->length - 1) != 1) {
+        close(fd);
+        return ASK_UNSHARED;
+    }
+    fflush(stdout);
+    int rc = copy_to_stdout(fd, sa->length);
+    int e = errno;
+    close(fd);
+    if (rc < 0) {
+        fprintf(stderr, "pcifleet: cannot write the answer to stdout: %s\n", strerror(e));
+        return 1;
+    }
+    if (last != '\n')
+        fputc('\n', stdout);
+    return 0;
+}
+
+static int remote_once(const char *ep, double timeout, int argc, char **argv, bool json, buf_t *capture,
+                       bool share)
 {
     char *why = NULL;
     if (probe_ipc(ep, &why) < 0) {
@@ -422,6 +522,7 @@ static int remote(const char *ep, double timeout, int argc, char **argv, bool js
     req.n_argv = (size_t)argc;
     req.argv = argv;
     req.json = json;
+    req.can_share = share;
     uint8_t *packed = NULL;
     size_t len = wire_encode_admin_request(&req, &packed);
 
@@ -468,6 +569,15 @@ static int remote(const char *ep, double timeout, int argc, char **argv, bool js
         goto out;
     }
     zmsg_destroy(&rep);
+    if (r->shared) {
+        status = print_shared(r->shared);
+        if (status == 0 && r->status != 0)
+            status = r->status < 0 || r->status > 255 ? 1 : r->status;
+        wire_admin_reply_free(&r);
+        if (status == 0 && fflush(stdout) != 0)
+            status = 1;
+        goto out;
+    }
     if (r->body && *r->body) {
         size_t blen = strlen(r->body);
         emit(capture, r->body, blen);
@@ -489,6 +599,19 @@ out:
     zsock_destroy(&sock);
     free(packed);
     return status;
+}
+
+/* One command on the controller. A long kept answer may be read from the
+ * controller's memory (SharedAnswer) instead of coming in chunks, when the
+ * controller is on this host (ipc://) and the answer goes to a pipe or a
+ * file: a terminal gets it through the checks of the chunked path. */
+static int remote(const char *ep, double timeout, int argc, char **argv, bool json, buf_t *capture)
+{
+    bool share = share_answers && !capture && strncmp(ep, "ipc://", 6) == 0 && !isatty(STDOUT_FILENO);
+    int st = remote_once(ep, timeout, argc, argv, json, capture, share);
+    if (st == ASK_UNSHARED)
+        st = remote_once(ep, timeout, argc, argv, json, capture, false);
+    return st;
 }
 
 /* `rollout watch [ID]`: the rollout's status, refreshed every second until
@@ -574,10 +697,12 @@ int main(int argc, char **argv)
         {"json", no_argument, NULL, 'j'},
         {"timeout", required_argument, NULL, 't'},
         {"config", required_argument, NULL, 'c'},
+        {"no-share", no_argument, NULL, 'S'},
         {"help", no_argument, NULL, 'h'},
         {"version", no_argument, NULL, 'V'},
         {NULL, 0, NULL, 0},
     };
+    bool no_share = false;
     const char *admin = NULL, *timeout_arg = NULL, *config_path = NULL;
     bool json = false;
     double timeout = 5;
@@ -588,6 +713,7 @@ int main(int argc, char **argv)
         case 'j': json = true; break;
         case 't': timeout_arg = optarg; break;
         case 'c': config_path = optarg; break;
+        case 'S': no_share = true; break;
         case 'h': usage(stdout); return 0;
         case 'V': printf("pcifleet %s\n", PCIFLEET_VERSION); return 0;
         default: fputs("Try 'pcifleet --help'.\n", stderr); return 2;
@@ -626,7 +752,17 @@ int main(int argc, char **argv)
             }
             json = json || b;
         }
+        if (!no_share && (v = config_get(&cfg, "share"))) {
+            int b = parse_bool(v);
+            if (b < 0) {
+                fprintf(stderr, "pcifleet: %s: share must be true or false, not '%s'\n", config_path, v);
+                config_free(&cfg);
+                return 2;
+            }
+            no_share = !b;
+        }
     }
+    share_answers = !no_share;
     if (!admin) {
         const char *env = getenv("PCIFLEET_ADMIN");
         const char *file = config_get(&cfg, "admin");

@@ -6,6 +6,7 @@
 #include "plan.h"
 #include "sqlguard.h"
 #include "table.h"
+#include "wire.h"
 
 #include <errno.h>
 #include <limits.h>
@@ -611,7 +612,11 @@ static cache_entry_t *cache_store(query_cache_t *c, const buf_t *k, uint64_t ver
     memcpy(victim->key, k->p, k->len);
     victim->key_len = k->len;
     victim->version = version;
-    victim->body = blob_new(body, len);
+    /* an answer long enough to go in chunks is kept where a local CLI can
+     * read it itself (blob.h, AdminRequest.can_share) */
+    victim->body = len > WIRE_ADMIN_INLINE_MAX ? blob_new_shared(body, len) : NULL;
+    if (!victim->body)
+        victim->body = blob_new(body, len);
     victim->used = ++c->clock;
     return victim;
 }

@@ -16,9 +16,14 @@
 #include "store.h"
 #include "wire.h"
 
+#include <errno.h>
+#include <fcntl.h>
 #include <sqlite3.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
 
 #define MAX_FRAME (256u * 1024)
 
@@ -380,7 +385,7 @@ static Pcifleet__AdminReply *admin(fx_t *f, bool json, int argc, ...)
     req.json = json;
     uint8_t *buf = NULL;
     size_t len = wire_encode_admin_request(&req, &buf);
-    admin_ctx_t ctx = {f->store, f->ks, f->ig, {2000, 10000, NULL}, "tcp://*:7450", "test", 1700000000, 15, NULL, NULL};
+    admin_ctx_t ctx = {f->store, f->ks, f->ig, {2000, 10000, NULL}, "tcp://*:7450", "test", 1700000000, 15, NULL, NULL, 0};
     uint8_t *out = NULL;
     size_t n = admin_handle(&ctx, buf, len, 1700000001, &out);
     free(buf);
@@ -450,7 +455,7 @@ static void test_admin_keys(void **state)
 static void test_admin_garbage(void **state)
 {
     fx_t *f = *state;
-    admin_ctx_t ctx = {f->store, f->ks, f->ig, {2000, 10000, NULL}, "tcp://*:7450", "test", 0, 15, NULL, NULL};
+    admin_ctx_t ctx = {f->store, f->ks, f->ig, {2000, 10000, NULL}, "tcp://*:7450", "test", 0, 15, NULL, NULL, 0};
     static const uint8_t junk[] = {0xff, 0xff, 0xff, 0x0f, 0x12, 0x80};
     uint8_t *out = NULL;
     size_t n = admin_handle(&ctx, junk, sizeof junk, 1, &out);
@@ -514,7 +519,7 @@ static void test_admin_chunked(void **state)
     req.n_argv = 2;
     uint8_t *buf = NULL;
     size_t len = wire_encode_admin_request(&req, &buf);
-    admin_ctx_t ctx = {f->store, f->ks, f->ig, {2000, 10000, NULL}, "tcp://*:7450", "test", 1700000000, 15, NULL, NULL};
+    admin_ctx_t ctx = {f->store, f->ks, f->ig, {2000, 10000, NULL}, "tcp://*:7450", "test", 1700000000, 15, NULL, NULL, 0};
 
     uint8_t *inline_reply = NULL;
     size_t n = admin_handle(&ctx, buf, len, 1700000001, &inline_reply);
@@ -593,7 +598,7 @@ static void test_admin_kept_answer(void **state)
     uint8_t *buf = NULL;
     size_t len = wire_encode_admin_request(&req, &buf);
     admin_ctx_t ctx = {f->store, f->ks, f->ig, {2000, 10000, query_cache_new()}, "tcp://*:7450", "test",
-                       1700000000, 15, NULL, NULL};
+                       1700000000, 15, NULL, NULL, 0};
 
     uint8_t *inline_reply = NULL;
     size_t n = admin_handle(&ctx, buf, len, 1700000001, &inline_reply);
@@ -649,6 +654,125 @@ static void test_admin_kept_answer(void **state)
     buf_free(&body);
 }
 
+/* A long kept answer asked for with can_share comes as a SharedAnswer
+ * naming this process, a memfd and its length, and nothing follows the
+ * reply (no kept reference, empty body). Opened the way the CLI opens it
+ * (/proc/PID/fd/FD) the memfd holds exactly the answer and its NUL, is
+ * sealed so nobody can change it (a write fails with EPERM), and stays
+ * readable through the opened descriptor after the controller dropped the
+ * answer. A short answer never comes shared, and without can_share the
+ * same long one comes in chunks. */
+static void test_admin_shared_answer(void **state)
+{
+    fx_t *f = *state;
+    char *e = NULL;
+    for (int i = 0; i < 1500; i++) {
+        char name[16];
+        snprintf(name, sizeof name, "pve%04d", i);
+        ib_t *b = ib_pve1();
+        assert_int_equal(store_ingest_inventory(f->store, name, &b->inv, 1700000000, &e), 0);
+        ib_free(&b);
+    }
+    admin_ctx_t ctx = {f->store, f->ks, f->ig, {2000, 10000, query_cache_new()}, "tcp://*:7450", "test",
+                       1700000000, 15, NULL, NULL, 0};
+    char *argv[] = {"nics", "--free"}, *short_argv[] = {"nics", "--node", "pve0001"};
+    Pcifleet__AdminRequest req = PCIFLEET__ADMIN_REQUEST__INIT;
+    req.json = true;
+    uint8_t *buf = NULL, *head = NULL;
+    buf_t body = BUF_INIT;
+    blob_t *kept = NULL;
+    bool deferred = true;
+
+    /* without can_share: the chunked answer, for comparison */
+    req.argv = argv;
+    req.n_argv = 2;
+    size_t len = wire_encode_admin_request(&req, &buf);
+    size_t n = admin_handle_chunked(&ctx, buf, len, 1700000001, &head, &body, &kept, NULL, &deferred);
+    Pcifleet__AdminReply *r = NULL;
+    assert_int_equal(wire_decode_admin_reply(head, n, 0, &r, &e), 0);
+    assert_null(r->shared);
+    assert_non_null(kept);
+    size_t want = blob_len(kept);
+    assert_true(want > WIRE_ADMIN_INLINE_MAX);
+    char *text = malloc(want);
+    assert_non_null(text);
+    memcpy(text, blob_data(kept), want);
+    blob_unref(&kept);
+    wire_admin_reply_free(&r);
+    free(head);
+    free(buf);
+    assert_int_equal(ctx.shared_answers, 0);
+
+    req.can_share = true;
+    len = wire_encode_admin_request(&req, &buf);
+    n = admin_handle_chunked(&ctx, buf, len, 1700000001, &head, &body, &kept, NULL, &deferred);
+    assert_int_equal(wire_decode_admin_reply(head, n, 0, &r, &e), 0);
+    assert_int_equal(r->status, 0);
+    assert_string_equal(r->body, "");
+    assert_int_equal(r->body_chunks, 0);
+    assert_null(kept);
+    assert_int_equal(body.len, 0);
+    assert_non_null(r->shared);
+    assert_int_equal(r->shared->pid, (uint32_t)getpid());
+    assert_int_equal(r->shared->length, want);
+    assert_true(strncmp(r->shared->name, "pcifleet-answer-", 16) == 0);
+    assert_int_equal(ctx.shared_answers, 1);
+
+    char path[64], self[64], target[256], expect[256];
+    snprintf(path, sizeof path, "/proc/%u/fd/%d", r->shared->pid, r->shared->fd);
+    int fd = open(path, O_RDONLY | O_CLOEXEC);
+    assert_true(fd >= 0);
+    snprintf(self, sizeof self, "/proc/self/fd/%d", fd);
+    ssize_t tl = readlink(self, target, sizeof target - 1);
+    assert_true(tl > 0);
+    target[tl] = '\0';
+    snprintf(expect, sizeof expect, "/memfd:%s (deleted)", r->shared->name);
+    assert_string_equal(target, expect);
+    struct stat st;
+    assert_int_equal(fstat(fd, &st), 0);
+    assert_int_equal((uint64_t)st.st_size, want + 1);
+    int seals = fcntl(fd, F_GET_SEALS);
+    assert_true(seals >= 0);
+    assert_int_equal(seals & (F_SEAL_WRITE | F_SEAL_SHRINK | F_SEAL_GROW), F_SEAL_WRITE | F_SEAL_SHRINK | F_SEAL_GROW);
+    int wfd = open(path, O_RDWR | O_CLOEXEC);
+    assert_true(wfd >= 0);
+    assert_int_equal(pwrite(wfd, "X", 1, 0), -1);
+    assert_int_equal(errno, EPERM);
+    close(wfd);
+
+    /* the controller lets go of the answer; what the CLI opened still reads */
+    query_cache_destroy(&ctx.query.cache);
+    char *got = malloc(want + 1);
+    assert_non_null(got);
+    assert_int_equal(pread(fd, got, want + 1, 0), (ssize_t)(want + 1));
+    assert_memory_equal(got, text, want);
+    assert_int_equal(got[want], '\0');
+    close(fd);
+    free(got);
+    wire_admin_reply_free(&r);
+    free(head);
+    free(buf);
+
+    /* a short answer is inside the reply even with can_share */
+    ctx.query.cache = query_cache_new();
+    req.argv = short_argv;
+    req.n_argv = 3;
+    len = wire_encode_admin_request(&req, &buf);
+    n = admin_handle_chunked(&ctx, buf, len, 1700000001, &head, &body, &kept, NULL, &deferred);
+    assert_int_equal(wire_decode_admin_reply(head, n, 0, &r, &e), 0);
+    assert_int_equal(r->status, 0);
+    assert_null(r->shared);
+    assert_true(strlen(r->body) > 0);
+    assert_null(kept);
+    assert_int_equal(ctx.shared_answers, 1);
+    wire_admin_reply_free(&r);
+    free(head);
+    free(buf);
+    query_cache_destroy(&ctx.query.cache);
+    free(text);
+    buf_free(&body);
+}
+
 int main(void)
 {
     log_init("test_ingest", LOG_LEVEL_ERROR);
@@ -661,6 +785,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_admin_keys, setup, teardown),
         cmocka_unit_test_setup_teardown(test_admin_chunked, setup, teardown),
         cmocka_unit_test_setup_teardown(test_admin_kept_answer, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_admin_shared_answer, setup, teardown),
         cmocka_unit_test_setup_teardown(test_admin_garbage, setup, teardown),
         cmocka_unit_test(test_admin_endpoints),
         cmocka_unit_test_setup_teardown(test_keyfp, setup, teardown),
