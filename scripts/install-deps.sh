@@ -8,6 +8,7 @@ PACKAGES=(
   libpci-dev pciutils pci.ids
   libxml2-dev
   libczmq-dev libzmq3-dev libsodium-dev
+  libkrb5-dev libsystemd-dev uuid-dev  # headers for controller/cli_lazy.c
   libprotobuf-c-dev protobuf-c-compiler
   libsqlite3-dev sqlite3
   libcmocka-dev
