@@ -722,13 +722,16 @@ static int bind_admin(daemon_t *d)
 
 int main(int argc, char **argv)
 {
+#ifndef PCIFLEET_JEMALLOC
     /* Every agent message allocates and frees tens of kilobytes (frames,
      * decoded inventories, SQLite pages). glibc would give the top of the
      * heap back to the kernel after each burst and fault it in again on the
      * next; keeping up to 64 MiB of free heap costs nothing real and
-     * bench_ingest measured a tenth of the ingest time in those faults. */
+     * bench_ingest measured a tenth of the ingest time in those faults.
+     * (Linked with jemalloc, see CMakeLists.txt, glibc's heap is unused.) */
     mallopt(M_TRIM_THRESHOLD, 64 * 1024 * 1024);
     mallopt(M_MMAP_THRESHOLD, 8 * 1024 * 1024);
+#endif
     log_init("pcifleetd", LOG_LEVEL_INFO);
     ctlclock_start(&clk);
     daemon_t d;

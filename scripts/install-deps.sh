@@ -9,6 +9,7 @@ PACKAGES=(
   libxml2-dev
   libczmq-dev libzmq3-dev libsodium-dev
   libkrb5-dev libsystemd-dev uuid-dev  # headers for controller/cli_lazy.c
+  libjemalloc-dev  # pcifleetd's allocator (CMakeLists.txt)
   libprotobuf-c-dev protobuf-c-compiler
   libsqlite3-dev sqlite3
   libcmocka-dev

@@ -202,7 +202,10 @@ start_controller() {
     local pre=()
     CTL_RUN=$((CTL_RUN + 1))
     if [ "${1:-}" = valgrind ]; then
-        pre=(valgrind --leak-check=full --show-leak-kinds=definite,indirect --errors-for-leak-kinds=definite,indirect
+        # --soname-synonyms: memcheck replaces jemalloc's malloc too, when
+        # pcifleetd is linked with it (CMakeLists.txt PCIFLEET_JEMALLOC)
+        pre=(valgrind --soname-synonyms='somalloc=*jemalloc*'
+            --leak-check=full --show-leak-kinds=definite,indirect --errors-for-leak-kinds=definite,indirect
             --error-exitcode=99 --log-file="$tmp/valgrind.%p.log")
     fi
     echo "==== controller run $CTL_RUN" >>"$CLOG"
@@ -576,6 +579,10 @@ for sig in TERM KILL; do
             if [ $SLOW -gt 1 ]; then
                 check "valgrind: no errors, no definite leaks" \
                     bash -c 'grep -h "ERROR SUMMARY" "$0"/valgrind.*.log | grep -q "ERROR SUMMARY: 0 errors"' "$tmp"
+                # and it saw the controller's allocations (the allocator was
+                # replaced): tens of thousands of them in this run
+                check "valgrind: it tracked the controller's heap (over 10,000 allocations)" \
+                    bash -c 'n=$(sed -n "s/.*total heap usage: \([0-9,]*\) allocs.*/\1/p" "$0"/valgrind.*.log | tr -d , | sort -n | tail -1); echo "allocs: $n"; [ "${n:-0}" -gt 10000 ]' "$tmp"
                 cp "$tmp"/valgrind.*.log "${TMPDIR:-/tmp}/" 2>/dev/null
                 SLOW=1
             fi
