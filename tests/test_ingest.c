@@ -573,6 +573,20 @@ static void test_admin_chunked(void **state)
     buf_free(&body);
 }
 
+/* n copies of pve1 (pve0000...), enough for a `nics --free` over 256 KiB
+ * when n is 1,500. */
+static void store_pve_fleet(store_t *s, int n)
+{
+    char *e = NULL;
+    for (int i = 0; i < n; i++) {
+        char name[16];
+        snprintf(name, sizeof name, "pve%04d", i);
+        ib_t *b = ib_pve1();
+        assert_int_equal(store_ingest_inventory(s, name, &b->inv, 1700000000, &e), 0);
+        ib_free(&b);
+    }
+}
+
 /* A long kept answer (nics --free of 1,500 nodes, over 256 KiB) goes out
  * without a copy: admin_handle_chunked hands back a reference to the
  * query cache's blob, the same one on the next ask, and leaves the body
@@ -583,13 +597,7 @@ static void test_admin_kept_answer(void **state)
 {
     fx_t *f = *state;
     char *e = NULL;
-    for (int i = 0; i < 1500; i++) {
-        char name[16];
-        snprintf(name, sizeof name, "pve%04d", i);
-        ib_t *b = ib_pve1();
-        assert_int_equal(store_ingest_inventory(f->store, name, &b->inv, 1700000000, &e), 0);
-        ib_free(&b);
-    }
+    store_pve_fleet(f->store, 1500);
     char *argv[] = {"nics", "--free"};
     Pcifleet__AdminRequest req = PCIFLEET__ADMIN_REQUEST__INIT;
     req.argv = argv;
@@ -666,13 +674,7 @@ static void test_admin_shared_answer(void **state)
 {
     fx_t *f = *state;
     char *e = NULL;
-    for (int i = 0; i < 1500; i++) {
-        char name[16];
-        snprintf(name, sizeof name, "pve%04d", i);
-        ib_t *b = ib_pve1();
-        assert_int_equal(store_ingest_inventory(f->store, name, &b->inv, 1700000000, &e), 0);
-        ib_free(&b);
-    }
+    store_pve_fleet(f->store, 1500);
     admin_ctx_t ctx = {f->store, f->ks, f->ig, {2000, 10000, query_cache_new()}, "tcp://*:7450", "test",
                        1700000000, 15, NULL, NULL, 0};
     char *argv[] = {"nics", "--free"}, *short_argv[] = {"nics", "--node", "pve0001"};
