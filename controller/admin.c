@@ -359,15 +359,17 @@ static size_t handle(admin_ctx_t *ctx, const uint8_t *buf, size_t len, int64_t n
     log_debug("admin: %s%s -> %d", argc ? argv[0] : "(none)", json ? " --json" : "", status);
     size_t n = 0;
     size_t klen = kept && *kept ? blob_len(*kept) : 0;
-    if (klen > WIRE_ADMIN_INLINE_MAX && klen <= WIRE_ADMIN_MAX_BODY && req->can_share && blob_fd(*kept) >= 0) {
-        /* the CLI reads it from the memfd: nothing follows the reply */
-        n = pack_shared(*kept, reply);
-        blob_unref(kept);
-        ctx->shared_answers++;
-    } else if (klen > WIRE_ADMIN_INLINE_MAX && klen <= WIRE_ADMIN_MAX_BODY) {
-        /* a kept answer is sent from where it is kept (the caller's *kept),
-         * chunk by chunk, without a copy */
-        n = pack_announce(blob_data(*kept), klen, reply);
+    if (klen > WIRE_ADMIN_INLINE_MAX && klen <= WIRE_ADMIN_MAX_BODY) {
+        if (req->can_share && blob_fd(*kept) >= 0) {
+            /* the CLI reads it from the memfd: nothing follows the reply */
+            n = pack_shared(*kept, reply);
+            blob_unref(kept);
+            ctx->shared_answers++;
+        } else {
+            /* a kept answer is sent from where it is kept (the caller's
+             * *kept), chunk by chunk, without a copy */
+            n = pack_announce(blob_data(*kept), klen, reply);
+        }
     } else {
         if (kept && *kept) { /* short (or refused below): inside the reply */
             buf_append(o, blob_data(*kept), klen);

@@ -689,6 +689,19 @@ static void tune_for_long_answers(void)
         (void)fcntl(STDOUT_FILENO, F_SETPIPE_SZ, 1024 * 1024); /* may be refused: then 64 KiB it is */
 }
 
+/* A true/false key of the config file: 1, 0, -1 when absent, -2 (said on
+ * stderr) when it is neither. */
+static int config_bool(const config_t *cfg, const char *path, const char *key)
+{
+    const char *v = config_get(cfg, key);
+    if (!v)
+        return -1;
+    int b = parse_bool(v);
+    if (b < 0)
+        fprintf(stderr, "pcifleet: %s: %s must be true or false, not '%s'\n", path, key, v);
+    return b < 0 ? -2 : b;
+}
+
 int main(int argc, char **argv)
 {
     tune_for_long_answers();
@@ -743,24 +756,13 @@ int main(int argc, char **argv)
             config_free(&cfg);
             return 2;
         }
-        if ((v = config_get(&cfg, "json"))) {
-            int b = parse_bool(v);
-            if (b < 0) {
-                fprintf(stderr, "pcifleet: %s: json must be true or false, not '%s'\n", config_path, v);
-                config_free(&cfg);
-                return 2;
-            }
-            json = json || b;
+        int json_b = config_bool(&cfg, config_path, "json"), share_b = config_bool(&cfg, config_path, "share");
+        if (json_b == -2 || share_b == -2) {
+            config_free(&cfg);
+            return 2;
         }
-        if (!no_share && (v = config_get(&cfg, "share"))) {
-            int b = parse_bool(v);
-            if (b < 0) {
-                fprintf(stderr, "pcifleet: %s: share must be true or false, not '%s'\n", config_path, v);
-                config_free(&cfg);
-                return 2;
-            }
-            no_share = !b;
-        }
+        json = json || json_b == 1;
+        no_share = no_share || share_b == 0;
     }
     share_answers = !no_share;
     if (!admin) {
