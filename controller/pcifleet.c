@@ -324,20 +324,58 @@ static int cmd_fingerprint(int argc, char **argv, bool json)
 
 /* ---- the admin socket ---- */
 
-/* For ipc:// endpoints, a quick check that gives a useful sentence instead
- * of a timeout when nothing listens or the socket is not ours to open.
- * Returns 0 or fills *why (caller frees). */
-static int probe_ipc(const char *ep, char **why)
+/* For ipc:// endpoints, a useful sentence instead of a timeout when nothing
+ * listens or the socket is not ours to open. check_ipc, before connecting,
+ * looks at the socket file only (a missing file, no write permission), so
+ * the controller does not handle a second connection for every command;
+ * probe_ipc connects, for when the answer is late: a socket file left
+ * behind by a controller that is gone refuses the connection. Each returns
+ * 0, or -1 and fills *why (caller frees). */
+static char *unreachable(const char *ep, const char *path, int e)
+{
+    if (e == ENOENT)
+        return xasprintf("no controller at %s: %s does not exist (is pcifleetd running? see --admin)", ep, path);
+    if (e == EACCES || e == EPERM)
+        return xasprintf("cannot open the admin socket %s: permission denied (it is root-only)", path);
+    if (e == ECONNREFUSED)
+        return xasprintf("no controller at %s: nothing is listening on %s (is pcifleetd running?)", ep, path);
+    return xasprintf("cannot reach the controller at %s: %s", ep, strerror(e));
+}
+
+/* The socket file of an ipc:// endpoint, or NULL (not ipc, abstract, too long). */
+static const char *ipc_path(const char *ep)
 {
     if (strncmp(ep, "ipc://", 6) != 0)
-        return 0;
+        return NULL;
     const char *path = ep + 6;
     struct sockaddr_un sa;
     if (!*path || *path == '@' || strlen(path) >= sizeof sa.sun_path)
+        return NULL;
+    return path;
+}
+
+static int check_ipc(const char *ep, char **why)
+{
+    const char *path = ipc_path(ep);
+    if (!path)
+        return 0;
+    /* connect(2) on a unix socket needs write permission on the file, and
+     * search permission on the way to it: the same checks, effective ids */
+    if (faccessat(AT_FDCWD, path, W_OK, AT_EACCESS) == 0)
+        return 0;
+    *why = unreachable(ep, path, errno);
+    return -1;
+}
+
+static int probe_ipc(const char *ep, char **why)
+{
+    const char *path = ipc_path(ep);
+    if (!path)
         return 0;
     int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
     if (fd < 0)
         return 0;
+    struct sockaddr_un sa;
     memset(&sa, 0, sizeof sa);
     sa.sun_family = AF_UNIX;
     snprintf(sa.sun_path, sizeof sa.sun_path, "%s", path);
@@ -346,16 +384,14 @@ static int probe_ipc(const char *ep, char **why)
     close(fd);
     if (rc == 0)
         return 0;
-    if (e == ENOENT)
-        *why = xasprintf("no controller at %s: %s does not exist (is pcifleetd running? see --admin)", ep, path);
-    else if (e == EACCES || e == EPERM)
-        *why = xasprintf("cannot open the admin socket %s: permission denied (it is root-only)", path);
-    else if (e == ECONNREFUSED)
-        *why = xasprintf("no controller at %s: nothing is listening on %s (is pcifleetd running?)", ep, path);
-    else
-        *why = xasprintf("cannot reach the controller at %s: %s", ep, strerror(e));
+    *why = unreachable(ep, path, e);
     return -1;
 }
+
+/* How long the first answer may take before probe_ipc looks for a reason:
+ * a cached answer comes in milliseconds, a new one of a large fleet in a
+ * few hundred. */
+#define PROBE_AFTER_MS 100
 
 /* A long answer's body, after the reply: chunks messages of raw bytes,
  * length bytes in all (pcifleet.proto AdminReply). Each chunk is checked
@@ -512,7 +548,7 @@ static int remote_once(const char *ep, double timeout, int argc, char **argv, bo
                        bool share)
 {
     char *why = NULL;
-    if (probe_ipc(ep, &why) < 0) {
+    if (check_ipc(ep, &why) < 0) {
         fprintf(stderr, "pcifleet: %s\n", why);
         free(why);
         return EXIT_UNREACHABLE;
@@ -550,7 +586,18 @@ static int remote_once(const char *ep, double timeout, int argc, char **argv, bo
     }
     zpoller_t *poller = zpoller_new(sock, NULL);
     zpoller_set_nonstop(poller, false);
-    void *ready = zpoller_wait(poller, (int)(timeout * 1000));
+    int wait_ms = (int)(timeout * 1000);
+    int first_ms = ipc_path(ep) && wait_ms > PROBE_AFTER_MS ? PROBE_AFTER_MS : wait_ms;
+    void *ready = zpoller_wait(poller, first_ms);
+    if (!ready && first_ms < wait_ms && !zpoller_terminated(poller)) {
+        if (probe_ipc(ep, &why) < 0) {
+            zpoller_destroy(&poller);
+            fprintf(stderr, "pcifleet: %s\n", why);
+            free(why);
+            goto out;
+        }
+        ready = zpoller_wait(poller, wait_ms - first_ms);
+    }
     zpoller_destroy(&poller);
     if (!ready) {
         fprintf(stderr, "pcifleet: no answer from the controller at %s within %g s\n", ep, timeout);
@@ -702,9 +749,28 @@ static int config_bool(const config_t *cfg, const char *path, const char *key)
     return b < 0 ? -2 : b;
 }
 
+/* ZeroMQ's context setup starts OpenPGM, which looks up the "pgm" protocol
+ * number in the protocols database (getprotobyname), and that makes glibc
+ * load each NSS module nsswitch.conf names for it: Debian's "db files"
+ * line has it probe some 45 paths for a libnss_db that is rarely there,
+ * at every command. The CLI looks up nothing else there, and its DEALER
+ * socket cannot use PGM (a PUB/SUB transport), so the lookup may as well
+ * read /etc/protocols only (glibc's built-in "files" module). */
+#ifdef __GLIBC__
+/* glibc's <nss.h> declares it; czmq's flags put Mozilla NSS's nss.h first */
+extern int __nss_configure_lookup(const char *dbname, const char *service_line);
+#endif
+static void protocols_from_files(void)
+{
+#ifdef __GLIBC__
+    (void)__nss_configure_lookup("protocols", "files");
+#endif
+}
+
 int main(int argc, char **argv)
 {
     tune_for_long_answers();
+    protocols_from_files();
     static const struct option opts[] = {
         {"admin", required_argument, NULL, 'a'},
         {"json", no_argument, NULL, 'j'},

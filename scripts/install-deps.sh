@@ -14,7 +14,7 @@ PACKAGES=(
   libsqlite3-dev sqlite3
   libcmocka-dev
   clang llvm
-  valgrind jq curl iproute2
+  valgrind jq curl iproute2 strace
   groff-base faketime
 )
 
